@@ -1,0 +1,310 @@
+/* Tensor views, shape arithmetic and dtype conversion. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+#include "longrange/tensor.h"
+
+static const struct {
+    const char *name;
+    const char *alias; /* the torch/numpy spelling */
+    size_t size;
+} dtype_info[LR_DTYPE_COUNT] = {
+    [LR_F32] = {"f32", "float32", 4},
+    [LR_F16] = {"f16", "float16", 2},
+    [LR_BF16] = {"bf16", "bfloat16", 2},
+    [LR_I32] = {"i32", "int32", 4},
+    [LR_U8] = {"u8", "uint8", 1},
+};
+
+size_t lr_dtype_size(lr_dtype t) { return (unsigned)t < LR_DTYPE_COUNT ? dtype_info[t].size : 0; }
+
+const char *lr_dtype_name(lr_dtype t) { return (unsigned)t < LR_DTYPE_COUNT ? dtype_info[t].name : "?"; }
+
+int lr_dtype_parse(const char *name)
+{
+    for (int t = 0; t < LR_DTYPE_COUNT; t++)
+        if (strcasecmp(name, dtype_info[t].name) == 0 || strcasecmp(name, dtype_info[t].alias) == 0)
+            return t;
+    return -1;
+}
+
+int64_t lr_shape_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n))
+            return -1;
+    }
+    return n;
+}
+
+bool lr_shape_nbytes(lr_dtype t, int ndim, const int64_t *shape, size_t *out)
+{
+    int64_t n = lr_shape_numel(ndim, shape);
+    if (n < 0 || (uint64_t)n > SIZE_MAX || lr_dtype_size(t) == 0)
+        return false;
+    return lr_mul_size((size_t)n, lr_dtype_size(t), out);
+}
+
+lr_tensor lr_tensor_from(void *data, lr_dtype t, int ndim, const int64_t *shape)
+{
+    lr_tensor x;
+    memset(&x, 0, sizeof x);
+    x.data = data;
+    x.dtype = t;
+    x.ndim = ndim;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        x.shape[i] = shape[i];
+        x.stride[i] = stride;
+        stride *= shape[i];
+    }
+    return x;
+}
+
+static lr_status check_shape(lr_ctx *ctx, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > LR_MAX_DIMS)
+        return lr_fail(ctx, LR_ERR_ARG, "tensor rank %d outside 0..%d", ndim, LR_MAX_DIMS);
+    if (lr_shape_numel(ndim, shape) < 0) {
+        char buf[128];
+        return lr_fail(ctx, LR_ERR_ARG, "invalid tensor shape %s", lr_shape_str(ndim, shape, buf, sizeof buf));
+    }
+    return LR_OK;
+}
+
+lr_status lr_tensor_alloc(lr_ctx *ctx, lr_arena *a, lr_dtype t, int ndim, const int64_t *shape,
+                          lr_tensor *out)
+{
+    lr_status s = check_shape(ctx, ndim, shape);
+    if (s != LR_OK)
+        return s;
+    size_t bytes;
+    if (!lr_shape_nbytes(t, ndim, shape, &bytes))
+        return lr_fail(ctx, LR_ERR_NOMEM, "tensor too large");
+    void *p = lr_arena_alloc(ctx, a, bytes);
+    if (!p && a->base)
+        return LR_ERR_NOMEM; /* the arena has set the message */
+    *out = lr_tensor_from(p, t, ndim, shape);
+    return LR_OK;
+}
+
+int64_t lr_tensor_numel(const lr_tensor *t) { return lr_shape_numel(t->ndim, t->shape); }
+
+bool lr_tensor_is_contiguous(const lr_tensor *t)
+{
+    int64_t expect = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != expect)
+            return false;
+        expect *= t->shape[i];
+    }
+    return true;
+}
+
+void *lr_tensor_at(const lr_tensor *t, const int64_t *idx)
+{
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++)
+        off += idx[i] * t->stride[i];
+    return (char *)t->data + off * (int64_t)lr_dtype_size(t->dtype);
+}
+
+lr_status lr_tensor_slice(lr_ctx *ctx, const lr_tensor *t, int dim, int64_t start, int64_t len,
+                          lr_tensor *out)
+{
+    if (dim < 0 || dim >= t->ndim)
+        return lr_fail(ctx, LR_ERR_ARG, "slice: dimension %d outside 0..%d", dim, t->ndim - 1);
+    if (start < 0 || len < 0 || start > t->shape[dim] || len > t->shape[dim] - start)
+        return lr_fail(ctx, LR_ERR_ARG, "slice: [%lld, %lld+%lld) outside dimension %d of extent %lld",
+                       (long long)start, (long long)start, (long long)len, dim, (long long)t->shape[dim]);
+    lr_tensor v = *t;
+    v.data = (char *)t->data + start * t->stride[dim] * (int64_t)lr_dtype_size(t->dtype);
+    v.shape[dim] = len;
+    *out = v;
+    return LR_OK;
+}
+
+lr_status lr_tensor_transpose(lr_ctx *ctx, const lr_tensor *t, int d0, int d1, lr_tensor *out)
+{
+    if (d0 < 0 || d0 >= t->ndim || d1 < 0 || d1 >= t->ndim)
+        return lr_fail(ctx, LR_ERR_ARG, "transpose: dimensions %d, %d outside 0..%d", d0, d1, t->ndim - 1);
+    lr_tensor v = *t;
+    v.shape[d0] = t->shape[d1];
+    v.shape[d1] = t->shape[d0];
+    v.stride[d0] = t->stride[d1];
+    v.stride[d1] = t->stride[d0];
+    *out = v;
+    return LR_OK;
+}
+
+lr_status lr_tensor_reshape(lr_ctx *ctx, const lr_tensor *t, int ndim, const int64_t *shape,
+                            lr_tensor *out)
+{
+    char a[128], b[128];
+    if (!lr_tensor_is_contiguous(t))
+        return lr_fail(ctx, LR_ERR_ARG, "reshape: tensor is not contiguous");
+    if (ndim < 0 || ndim > LR_MAX_DIMS)
+        return lr_fail(ctx, LR_ERR_ARG, "reshape: rank %d outside 0..%d", ndim, LR_MAX_DIMS);
+    int64_t want[LR_MAX_DIMS];
+    int infer = -1;
+    int64_t known = 1;
+    for (int i = 0; i < ndim; i++) {
+        want[i] = shape[i];
+        if (shape[i] == -1 && infer < 0) {
+            infer = i;
+            continue;
+        }
+        if (shape[i] < 0 || __builtin_mul_overflow(known, shape[i], &known))
+            return lr_fail(ctx, LR_ERR_ARG, "reshape: invalid shape %s", lr_shape_str(ndim, shape, a, sizeof a));
+    }
+    int64_t n = lr_tensor_numel(t);
+    if (infer >= 0) {
+        if (known == 0 || n % known != 0)
+            return lr_fail(ctx, LR_ERR_ARG, "reshape: cannot infer a dimension of %s from %lld elements",
+                           lr_shape_str(ndim, shape, a, sizeof a), (long long)n);
+        want[infer] = n / known;
+        known = n;
+    }
+    if (known != n)
+        return lr_fail(ctx, LR_ERR_ARG, "reshape: %s and %s differ in size",
+                       lr_shape_str(t->ndim, t->shape, a, sizeof a), lr_shape_str(ndim, shape, b, sizeof b));
+    *out = lr_tensor_from(t->data, t->dtype, ndim, want);
+    return LR_OK;
+}
+
+static bool is_float(lr_dtype t) { return t == LR_F32 || t == LR_F16 || t == LR_BF16; }
+
+static float load_float(const void *p, lr_dtype t)
+{
+    switch (t) {
+    case LR_F16: return lr_f16_to_f32(*(const uint16_t *)p);
+    case LR_BF16: return lr_bf16_to_f32(*(const uint16_t *)p);
+    default: return *(const float *)p;
+    }
+}
+
+static void store_float(void *p, lr_dtype t, float v)
+{
+    switch (t) {
+    case LR_F16: *(uint16_t *)p = lr_f32_to_f16(v); break;
+    case LR_BF16: *(uint16_t *)p = lr_f32_to_bf16(v); break;
+    default: *(float *)p = v; break;
+    }
+}
+
+lr_status lr_tensor_copy(lr_ctx *ctx, const lr_tensor *src, lr_tensor *dst)
+{
+    char a[128], b[128];
+    if (src->ndim != dst->ndim || memcmp(src->shape, dst->shape, (size_t)src->ndim * sizeof src->shape[0]))
+        return lr_fail(ctx, LR_ERR_ARG, "copy: shapes %s and %s differ",
+                       lr_shape_str(src->ndim, src->shape, a, sizeof a), lr_shape_str(dst->ndim, dst->shape, b, sizeof b));
+    bool convert = src->dtype != dst->dtype;
+    if (convert && !(is_float(src->dtype) && is_float(dst->dtype)))
+        return lr_fail(ctx, LR_ERR_ARG, "copy: cannot convert %s to %s", lr_dtype_name(src->dtype), lr_dtype_name(dst->dtype));
+    int64_t n = lr_tensor_numel(src);
+    size_t es = lr_dtype_size(src->dtype);
+    int64_t idx[LR_MAX_DIMS] = {0};
+    for (int64_t k = 0; k < n; k++) {
+        const void *ps = lr_tensor_at(src, idx);
+        void *pd = lr_tensor_at(dst, idx);
+        if (convert)
+            store_float(pd, dst->dtype, load_float(ps, src->dtype));
+        else
+            memcpy(pd, ps, es);
+        for (int i = src->ndim - 1; i >= 0; i--) { /* odometer over the index */
+            if (++idx[i] < src->shape[i])
+                break;
+            idx[i] = 0;
+        }
+    }
+    return LR_OK;
+}
+
+/* IEEE half: 1 sign, 5 exponent, 10 mantissa bits. */
+float lr_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: renormalise */
+        int shift = 0;
+        while (!(man & 0x400)) {
+            man <<= 1;
+            shift++;
+        }
+        bits = sign | ((uint32_t)(113 - shift) << 23) | ((man & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t lr_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs >= 0x7f800000u) /* inf or nan (keep nan quiet) */
+        return sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0);
+    if (abs >= 0x477ff000u) /* rounds to beyond 65504 */
+        return sign | 0x7c00;
+    if (abs < 0x38800000u) { /* subnormal or zero in half */
+        if (abs < 0x33000000u)
+            return sign;
+        uint32_t man = (abs & 0x7fffff) | 0x800000;
+        int shift = 126 - (int)(abs >> 23); /* 14..24 */
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t h = ((abs >> 13) - (112u << 10));
+    uint32_t rem = abs & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+        h++;
+    return sign | (uint16_t)h;
+}
+
+float lr_bf16_to_f32(uint16_t b)
+{
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t lr_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+const char *lr_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t pos = 0;
+    int n = snprintf(buf, size, "[");
+    pos = n > 0 ? (size_t)n : 0;
+    for (int i = 0; i < ndim && pos < size; i++) {
+        n = snprintf(buf + pos, size - pos, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        if (n < 0)
+            break;
+        pos += (size_t)n;
+    }
+    if (pos < size)
+        snprintf(buf + pos, size - pos, "]");
+    return buf;
+}
