@@ -93,7 +93,8 @@ $(BUILD)/embed/%.S: tools/embed.sh $$(wildcard cmd/$$*/models) $$(shell cat cmd/
 $(BUILD)/embed/%.o: $(BUILD)/embed/%.S
 	$(CC) -c $< -o $@
 
-$(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard cmd/%/*.c)) $(BUILD)/embed/%.o $(COMMON_OBJ) $(LIBCORE)
+tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c))
+$(BIN)/%: $$(call tool_objs,$$*) $(BUILD)/embed/%.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -107,7 +108,7 @@ $(BUILD)/embed/test_%.S: tools/embed.sh $$(wildcard tests/unit/test_$$*.models) 
 	sh tools/embed.sh $(wildcard tests/unit/test_$*.models) > $@
 
 # Fuzz targets also build as plain programs that replay a corpus (part of make test).
-$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(COMMON_OBJ) $(LIBCORE)
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/embed/test_none.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -120,13 +121,13 @@ asan:
 # libFuzzer needs clang; each target gets its own corpus directory (ignored by git), seeded
 # from the committed corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Ilib/include -Ilib/src -Icmd/common $(PKG_CFLAGS) -pthread
 fuzz:
-	$(MAKE) BUILD=build/fuzz LIBCORE=build/fuzz/libcore.a CC=clang SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" CFLAGS="-O1 -g" build/fuzz/libcore.a $(COMMON_SRC:%.c=build/fuzz/%.o)
+	$(MAKE) BUILD=build/fuzz LIBCORE=build/fuzz/libcore.a CC=clang SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" CFLAGS="-O1 -g" build/fuzz/libcore.a $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/embed/test_none.o
 	@set -e; for src in $(FUZZ_SRC); do \
 	  name=$$(basename $$src .c); \
-	  clang $(FUZZ_CFLAGS) $$src $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/libcore.a $(LDLIBS) -o build/fuzz/$$name; \
+	  clang $(FUZZ_CFLAGS) $$src $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/embed/test_none.o build/fuzz/libcore.a $(LDLIBS) -o build/fuzz/$$name; \
 	  mkdir -p tests/fuzz/corpus-$$name; \
 	  echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	  build/fuzz/$$name -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \

@@ -2,14 +2,18 @@
  *
  * lr_model_open takes a .safetensors file, or a directory laid out as a Hugging Face model
  * repository: config.json beside model.safetensors, or beside model.safetensors.index.json
- * and its shards. Metadata (architecture and hyper-parameters) comes from the file's
- * __metadata__ and from config.json; both are exposed as key -> text pairs, where a JSON
- * string gives its decoded text and any other JSON value gives its JSON source text.
+ * and its shards (model.safetensors wins when both exist; config.json is optional). Metadata
+ * (architecture and hyper-parameters) comes from the files' __metadata__ and then from
+ * config.json's top-level members; both are exposed as key -> text pairs, where a JSON
+ * string gives its decoded text and any other JSON value gives its JSON source text. When a
+ * key appears more than once (each shard's "format"), the first occurrence wins.
  *
  * The parser treats the file as hostile: header length capped, strict JSON, every tensor's
  * byte range inside the data section, no two ranges overlapping, together covering it,
- * shapes checked for overflow and against the dtype's byte size. Every error names the file
- * and, where there is one, the tensor. */
+ * shapes checked for overflow and against the dtype's byte size. Every error message starts
+ * with the file (the path as given, directory/shard, or the memory model's name) and names
+ * the tensor where there is one. Tensors stay in the mapping, except those the file places
+ * at an address misaligned for their dtype, which are copied once at open. */
 #ifndef LONGRANGE_MODEL_H
 #define LONGRANGE_MODEL_H
 
@@ -65,13 +69,18 @@ const lr_model_tensor *lr_model_tensor_at(const lr_model *m, size_t i);
 const lr_model_tensor *lr_model_find(const lr_model *m, const char *name);
 
 /* The tensor `name` as an lr_tensor view, after checking that it exists, has dtype `dtype`,
- * `ndim` dimensions and, where shape[i] >= 0, that extent. The message on failure names the
- * file, the tensor, and what was expected and found. */
+ * `ndim` dimensions (at most LR_MAX_DIMS) and, where shape[i] >= 0, that extent (shape may be
+ * NULL: any extents). The message on failure names the file, the tensor, and what was
+ * expected and found: "f.safetensors: tensor 'w': expected shape [768, 256], found [768, 128]".
+ * The view's data is read-only memory even though lr_tensor's pointer is not const. */
 lr_status lr_model_get(lr_ctx *ctx, const lr_model *m, const char *name, lr_dtype dtype, int ndim,
                        const int64_t *shape, lr_tensor *out);
 
 /* Writes a safetensors file (to a temporary beside `path`, renamed on success).
- * meta: NULL or pairs {key, value, key, value, ..., NULL}; tensors must be contiguous. */
+ * meta: NULL or pairs {key, value, key, value, ..., NULL}; tensors must be contiguous.
+ * The header is padded to a multiple of 8 and the data ordered by decreasing element size,
+ * so every tensor is aligned when the file is mapped. Names and metadata must be valid UTF-8
+ * and unique (LR_ERR_ARG otherwise). */
 typedef struct {
     const char *name;
     lr_tensor tensor;
