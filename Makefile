@@ -143,7 +143,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/embed/test_none.o $(COMMON_OBJ) $(LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 $(BENCH_PEER_CFLAGS) $^ $(BENCH_PEER_LIBS) $(LDLIBS) -o $@
 bench: all $(BENCHES)
-	@set -e; for b in $(BENCHES); do $$b; done
+	@set -e; for b in $(BENCHES); do $$b; done; for s in $(wildcard tests/bench/*.sh); do BIN=$(BIN) sh $$s; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/longrange \

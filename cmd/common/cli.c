@@ -150,6 +150,24 @@ bool cli_option_float(const cli_option *opt, const char *arg, double min, double
     return true;
 }
 
+bool cli_option_count(const cli_option *opt, const char *arg, uint64_t min, uint64_t max,
+                      uint64_t *out)
+{
+    char label[64];
+    uint64_t v;
+    if (!parse_count(arg, &v)) {
+        cli_usage_error("option %s: invalid count '%s'", option_label(opt, label), arg);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_usage_error("option %s: %s is out of range %llu..%llu", option_label(opt, label), arg,
+                        (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 /* ---- the common options ---- */
 
 typedef struct {

@@ -109,6 +109,9 @@ bool cli_option_int(const cli_option *opt, const char *arg, int64_t min, int64_t
                     int64_t *out);
 bool cli_option_float(const cli_option *opt, const char *arg, double min, double max,
                       double *out);
+/* A count with an optional k/M/G suffix (parse_count): "--max-len 1M". */
+bool cli_option_count(const cli_option *opt, const char *arg, uint64_t min, uint64_t max,
+                      uint64_t *out);
 
 /* A libcore context for the parsed options: -j threads, log messages through cli_warn and
  * cli_info. Returns CLI_EXIT_OK, or reports the failure and returns its exit status. */

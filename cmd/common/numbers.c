@@ -40,6 +40,30 @@ bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+bool parse_count(const char *s, uint64_t *out)
+{
+    if (!starts_like_number(s) || *s == '-' || *s == '+')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s)
+        return false;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'M')
+        shift = 20;
+    else if (*end == 'G')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
 bool parse_f64(const char *s, double *out)
 {
     if (!starts_like_number(s))

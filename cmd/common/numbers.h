@@ -17,6 +17,9 @@ bool parse_u64(const char *s, uint64_t *out);
  * parse_f32 rounds once, directly to float. */
 bool parse_f64(const char *s, double *out);
 bool parse_f32(const char *s, float *out);
+/* A count such as a length or a size: a base-10 integer with an optional binary multiplier
+ * suffix, k or K (1024), M (1024^2) or G (1024^3): "4k" is 4096, "1M" 1048576. */
+bool parse_count(const char *s, uint64_t *out);
 
 /* Big enough for any value printed by the functions below, with its terminating NUL. */
 #define NUMBER_BUF_SIZE 32

@@ -179,6 +179,20 @@ static void test_parse_numbers(void)
     CHECK(parse_u64("18446744073709551615", &u) && u == UINT64_MAX);
     CHECK(!parse_u64("18446744073709551616", &u));
     CHECK(!parse_u64("-1", &u));
+    CHECK(parse_count("1k", &u) && u == 1024);
+    CHECK(parse_count("16K", &u) && u == 16384);
+    CHECK(parse_count("1M", &u) && u == 1048576);
+    CHECK(parse_count("2G", &u) && u == 2147483648u);
+    CHECK(parse_count("77", &u) && u == 77);
+    CHECK(parse_count("16777215G", &u) && u == 16777215ull << 30);
+    CHECK(!parse_count("17179869184G", &u));
+    CHECK(!parse_count("1m", &u));
+    CHECK(!parse_count("1kk", &u));
+    CHECK(!parse_count("k", &u));
+    CHECK(!parse_count("-1k", &u));
+    CHECK(!parse_count("+1", &u));
+    CHECK(!parse_count("1.5k", &u));
+    CHECK(!parse_count("", &u));
     CHECK(parse_f64("2.5e-3", &d) && d == 2.5e-3);
     CHECK(parse_f64("-0", &d) && d == 0);
     CHECK(!parse_f64("1e400", &d));
@@ -190,6 +204,28 @@ static void test_parse_numbers(void)
     CHECK(parse_f32("0.1", &x) && x == 0.1f);
     CHECK(!parse_f32("1e39", &x));
     CHECK(!parse_f32("1.0f", &x));
+}
+
+static void test_option_count(void)
+{
+    const cli_option opt = {"length", 'L', "N", "sequence length", NULL};
+    uint64_t n = 0;
+    capture err;
+    cli_set_tool("test-tool");
+    capture_begin(&err, 2);
+    bool ok = cli_option_count(&opt, "16k", 1, 1u << 20, &n);
+    capture_end(&err);
+    CHECK(ok && n == 16384 && err.text[0] == '\0');
+    capture_begin(&err, 2);
+    ok = cli_option_count(&opt, "2M", 1, 1u << 20, &n);
+    capture_end(&err);
+    CHECK(!ok && n == 16384);
+    CHECKF(strstr(err.text, "test-tool: option -L: 2M is out of range 1..1048576\n"), "%s", err.text);
+    capture_begin(&err, 2);
+    ok = cli_option_count(&opt, "4q", 1, 1u << 20, &n);
+    capture_end(&err);
+    CHECK(!ok);
+    CHECKF(strstr(err.text, "test-tool: option -L: invalid count '4q'\n"), "%s", err.text);
 }
 
 /* Every float32 printed with format_f32 reads back to the same bits. */
@@ -303,6 +339,7 @@ int main(void)
     RUN(test_usage_errors);
     RUN(test_help_and_version);
     RUN(test_parse_numbers);
+    RUN(test_option_count);
     RUN(test_f32_round_trip);
     RUN(test_exit_codes);
     RUN(test_messages);

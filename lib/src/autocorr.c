@@ -1,0 +1,391 @@
+/* Auto-Correlation (longrange/autocorr.h).
+ *
+ * The mean correlation over channels is linear, so it is one inverse FFT of the mean
+ * cross-spectrum: corr = irfft(sum_c Q_c conj(K_c)) / (L C). Each task transforms a fixed
+ * chunk of channels of one batch element and sums its cross-spectra in double; a second step
+ * adds the chunks in order and transforms back, so the result does not depend on the
+ * thread count.
+ *
+ * The tensors are time-major, so a row of `lanes` neighbouring channels is one vector: when
+ * L has no prime factor above 13 the transforms run as the FFT kernels' vertical Stockham
+ * passes on all lanes at once, with q in the real and k in the imaginary part of one
+ * complex sequence (one transform yields both spectra). Other lengths take the scalar
+ * (Bluestein) real FFT channel by channel. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fft_internal.h"
+#include "internal.h"
+#include "longrange/autocorr.h"
+#include "longrange/fft.h"
+#include "longrange/parallel.h"
+
+enum { CHANNEL_CHUNK = 32, TIME_CHUNK = 64 };
+
+struct lr_autocorr {
+    int64_t length, bins;   /* bins = length / 2 + 1 */
+    lr_fft_plan *plan;
+    const lr_fft_kernels *kern;
+    int vertical;           /* the kernels take `length` directly */
+    lr_fft_steps steps;     /* of `length`, when vertical */
+    size_t fft_work_bytes;  /* rounded up to 64 */
+    double *partials;       /* [batch][chunks][bins] (re, im) */
+    size_t partials_cap;
+    float *corr;            /* [batch][length], for lr_autocorr_forward */
+    size_t corr_cap;
+    int64_t *delays;        /* [batch][top_k] */
+    size_t delays_cap;
+    float *weights;
+    size_t weights_cap;
+};
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+lr_status lr_autocorr_create(lr_ctx *ctx, int64_t length, lr_autocorr **out)
+{
+    if (!out)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: no place for the plan");
+    *out = NULL;
+    if (length < 1)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: length %lld must be >= 1", (long long)length);
+    lr_autocorr *ac = calloc(1, sizeof *ac);
+    if (!ac)
+        return lr_fail(ctx, LR_ERR_NOMEM, "autocorr: out of memory");
+    lr_status s = lr_fft_plan_create(ctx, length, &ac->plan);
+    if (s != LR_OK) {
+        free(ac);
+        return s;
+    }
+    ac->length = length;
+    ac->bins = length / 2 + 1;
+    ac->fft_work_bytes = round64(lr_fft_workspace_bytes(ac->plan));
+    ac->kern = lr_fft_kernels_for(lr_ctx_cpu(ctx));
+    ac->vertical = lr_fft_steps_init(&ac->steps, length, ac->kern->radix8);
+    *out = ac;
+    return LR_OK;
+}
+
+void lr_autocorr_destroy(lr_autocorr *ac)
+{
+    if (!ac)
+        return;
+    lr_fft_plan_destroy(ac->plan);
+    lr_fft_steps_free(&ac->steps);
+    free(ac->partials);
+    free(ac->corr);
+    free(ac->delays);
+    free(ac->weights);
+    free(ac);
+}
+
+int64_t lr_autocorr_top_k(double factor, int64_t length)
+{
+    return length < 1 ? 0 : (int64_t)(factor * log((double)length));
+}
+
+/* Grows *buf to at least n elements of `size` bytes. */
+static lr_status reserve(lr_ctx *ctx, void **buf, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return LR_OK;
+    size_t bytes;
+    if (!lr_mul_size(n, size, &bytes))
+        return lr_fail(ctx, LR_ERR_NOMEM, "autocorr: buffer of %zu elements too large", n);
+    void *p = realloc(*buf, bytes);
+    if (!p)
+        return lr_fail(ctx, LR_ERR_NOMEM, "autocorr: out of memory for %zu bytes", bytes);
+    *buf = p;
+    *cap = n;
+    return LR_OK;
+}
+
+typedef struct {
+    lr_ctx *ctx;
+    const lr_autocorr *ac;
+    int64_t channels, chunks, key_len;
+    const float *q, *k;
+    float *corr;
+} corr_job;
+
+/* The layout of a thread's scratch: the scalar FFT's workspace, one series and two spectra;
+ * or the two row buffers of the vertical transform. */
+static size_t corr_scratch_bytes(const lr_autocorr *ac)
+{
+    size_t scalar = ac->fft_work_bytes + round64((size_t)ac->length * sizeof(float)) +
+                    2 * round64((size_t)ac->bins * 2 * sizeof(float));
+    size_t vertical = (size_t)ac->length * 4 * (size_t)ac->kern->lanes * sizeof(float);
+    return scalar > vertical ? scalar : vertical;
+}
+
+/* Channels [c0, c1) of one batch element, `lanes` at a time: row t holds q[t, c] in the real
+ * and k[t, c] in the imaginary lanes, so Z = Q + i K and, with Z' = conj Z(L - f),
+ * Q(f) = (Z + Z') / 2 and K(f) = (Z - Z') / 2i. */
+static void cross_spectrum_vertical(const corr_job *job, const float *q, const float *k, int64_t c0, int64_t c1,
+                                    float *rows, double *acc)
+{
+    const lr_autocorr *ac = job->ac;
+    const int lanes = ac->kern->lanes, row = 2 * lanes;
+    const int64_t L = ac->length, C = job->channels;
+    const int64_t keys = job->key_len < L ? job->key_len : L;
+    float *x = rows, *y = rows + L * row;
+    for (int64_t cb = c0; cb < c1; cb += lanes) {
+        const int width = c1 - cb < lanes ? (int)(c1 - cb) : lanes;
+        for (int64_t t = 0; t < L; t++) {
+            float *r = x + t * row;
+            for (int l = 0; l < lanes; l++) {
+                r[l] = l < width ? q[t * C + cb + l] : 0.0f;
+                r[lanes + l] = l < width && t < keys ? k[t * C + cb + l] : 0.0f;
+            }
+        }
+        const float *z = ac->kern->fft(&ac->steps, x, y, 0);
+        for (int64_t f = 0; f < ac->bins; f++) {
+            const float *zf = z + f * row, *zm = z + (f == 0 ? 0 : L - f) * row;
+            double sum_re = 0, sum_im = 0;
+            for (int l = 0; l < width; l++) {
+                float ar = zf[l], ai = zf[lanes + l], br = zm[l], bi = zm[lanes + l];
+                float qr = 0.5f * (ar + br), qi = 0.5f * (ai - bi); /* Q */
+                float kr = 0.5f * (ai + bi), ki = 0.5f * (ar - br); /* conj K */
+                sum_re += (double)(qr * kr - qi * ki);
+                sum_im += (double)(qr * ki + qi * kr);
+            }
+            acc[2 * f] += sum_re;
+            acc[2 * f + 1] += sum_im;
+        }
+    }
+}
+
+static void cross_spectrum_task(void *arg, size_t task, int thread)
+{
+    const corr_job *job = arg;
+    const lr_autocorr *ac = job->ac;
+    const int64_t L = ac->length, bins = ac->bins, C = job->channels;
+    const int64_t b = (int64_t)task / job->chunks, c0 = (int64_t)task % job->chunks * CHANNEL_CHUNK;
+    const int64_t c1 = c0 + CHANNEL_CHUNK < C ? c0 + CHANNEL_CHUNK : C;
+    const int64_t keys = job->key_len < L ? job->key_len : L;
+    unsigned char *mem = lr_thread_scratch(job->ctx, thread);
+    double *acc = ac->partials + (size_t)task * (size_t)bins * 2;
+    memset(acc, 0, (size_t)bins * 2 * sizeof *acc);
+    const float *q = job->q + (size_t)b * (size_t)L * (size_t)C;
+    const float *k = job->k + (size_t)b * (size_t)job->key_len * (size_t)C;
+    if (ac->vertical) {
+        cross_spectrum_vertical(job, q, k, c0, c1, (float *)mem, acc);
+        return;
+    }
+    void *work = mem;
+    float *series = (float *)(mem + ac->fft_work_bytes);
+    float *qs = (float *)((unsigned char *)series + round64((size_t)L * sizeof(float)));
+    float *ks = (float *)((unsigned char *)qs + round64((size_t)bins * 2 * sizeof(float)));
+    for (int64_t c = c0; c < c1; c++) {
+        for (int64_t t = 0; t < L; t++)
+            series[t] = q[t * C + c];
+        lr_fft_forward(NULL, ac->plan, series, qs, work);
+        for (int64_t t = 0; t < L; t++)
+            series[t] = t < keys ? k[t * C + c] : 0.0f;
+        lr_fft_forward(NULL, ac->plan, series, ks, work);
+        for (int64_t f = 0; f < bins; f++) {
+            double qr = qs[2 * f], qi = qs[2 * f + 1], kr = ks[2 * f], ki = ks[2 * f + 1];
+            acc[2 * f] += qr * kr + qi * ki;
+            acc[2 * f + 1] += qi * kr - qr * ki;
+        }
+    }
+}
+
+static void correlation_task(void *arg, size_t task, int thread)
+{
+    const corr_job *job = arg;
+    const lr_autocorr *ac = job->ac;
+    const int64_t bins = ac->bins;
+    unsigned char *mem = lr_thread_scratch(job->ctx, thread);
+    float *spectrum = (float *)(mem + ac->fft_work_bytes);
+    const double *partial = ac->partials + (size_t)task * (size_t)job->chunks * (size_t)bins * 2;
+    /* irfft with numpy's 1/L, and the mean over channels */
+    const double scale = 1.0 / ((double)ac->length * (double)job->channels);
+    for (int64_t f = 0; f < 2 * bins; f++) {
+        double sum = 0;
+        for (int64_t ch = 0; ch < job->chunks; ch++)
+            sum += partial[ch * bins * 2 + f];
+        spectrum[f] = (float)(sum * scale);
+    }
+    lr_fft_inverse(NULL, ac->plan, spectrum, job->corr + task * (size_t)ac->length, mem);
+}
+
+lr_status lr_autocorr_correlate(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t channels,
+                                  const float *q, const float *k, int64_t key_len, float *corr)
+{
+    if (!ctx || !ac || !q || !k || !corr)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context, plan or tensor");
+    if (batch < 0 || channels < 1 || key_len < 1)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld, %lld channels, key length %lld",
+                       (long long)batch, (long long)channels, (long long)key_len);
+    const int64_t chunks = (channels + CHANNEL_CHUNK - 1) / CHANNEL_CHUNK;
+    size_t tasks, partial_doubles;
+    if (!lr_mul_size((size_t)batch, (size_t)chunks, &tasks) ||
+        !lr_mul_size(tasks, (size_t)ac->bins * 2, &partial_doubles))
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld x %lld channels too large", (long long)batch,
+                       (long long)channels);
+    lr_status s = reserve(ctx, (void **)&ac->partials, &ac->partials_cap, partial_doubles, sizeof(double));
+    if (s == LR_OK)
+        s = lr_thread_scratch_reserve(ctx, corr_scratch_bytes(ac));
+    if (s != LR_OK)
+        return s;
+    corr_job job = {ctx, ac, channels, chunks, key_len, q, k, corr};
+    lr_parallel_for(ctx, tasks, cross_spectrum_task, &job);
+    lr_parallel_for(ctx, (size_t)batch, correlation_task, &job);
+    return LR_OK;
+}
+
+/* a ranks before b: larger first, NaN above every number, ties to the smaller delay (the
+ * caller scans delays in increasing order and keeps the earlier of equals). */
+static int ranks_before(float a, float b)
+{
+    if (isnan(a))
+        return !isnan(b);
+    return a > b;
+}
+
+/* The top_k delays of row[0..length) in rank order. */
+static void top_delays(const float *row, int64_t length, int64_t top_k, int64_t *delays)
+{
+    int64_t count = 0;
+    for (int64_t tau = 0; tau < length; tau++) {
+        if (count == top_k && !ranks_before(row[tau], row[delays[count - 1]]))
+            continue;
+        int64_t pos = count < top_k ? count++ : top_k - 1;
+        while (pos > 0 && ranks_before(row[tau], row[delays[pos - 1]])) {
+            delays[pos] = delays[pos - 1];
+            pos--;
+        }
+        delays[pos] = tau;
+    }
+}
+
+static void softmax(const float *row, const int64_t *delays, int64_t top_k, float *weights)
+{
+    double max = -INFINITY, sum = 0;
+    for (int64_t i = 0; i < top_k; i++)
+        max = fmax(max, row[delays[i]]);
+    for (int64_t i = 0; i < top_k; i++)
+        sum += exp((double)row[delays[i]] - max);
+    /* a NaN among the values makes the sum, and so every weight, NaN */
+    for (int64_t i = 0; i < top_k; i++)
+        weights[i] = (float)(exp((double)row[delays[i]] - max) / sum);
+}
+
+lr_status lr_autocorr_select(lr_ctx *ctx, int64_t batch, int64_t length, const float *corr, int64_t top_k,
+                             lr_autocorr_mode mode, int64_t *delays, float *weights)
+{
+    if (batch < 0 || length < 1 || top_k < 0 || top_k > length)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: %lld delays out of a length of %lld (batch %lld)",
+                       (long long)top_k, (long long)length, (long long)batch);
+    if (top_k == 0 || batch == 0)
+        return LR_OK;
+    if (!ctx || !corr || !delays || !weights)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context, correlation, delays or weights");
+    if (mode == LR_AUTOCORR_TRAINING) {
+        lr_status s = lr_thread_scratch_reserve(ctx, (size_t)length * sizeof(float));
+        if (s != LR_OK)
+            return s;
+        float *mean = lr_thread_scratch(ctx, 0); /* outside any parallel region: thread 0's */
+        for (int64_t tau = 0; tau < length; tau++) {
+            double sum = 0;
+            for (int64_t b = 0; b < batch; b++)
+                sum += corr[b * length + tau];
+            mean[tau] = (float)(sum / (double)batch);
+        }
+        top_delays(mean, length, top_k, delays);
+        for (int64_t b = 1; b < batch; b++)
+            memcpy(delays + b * top_k, delays, (size_t)top_k * sizeof *delays);
+    } else {
+        for (int64_t b = 0; b < batch; b++)
+            top_delays(corr + b * length, length, top_k, delays + b * top_k);
+    }
+    for (int64_t b = 0; b < batch; b++)
+        softmax(corr + b * length, delays + b * top_k, top_k, weights + b * top_k);
+    return LR_OK;
+}
+
+typedef struct {
+    int64_t length, channels, value_len, top_k, time_chunks;
+    const float *v;
+    const int64_t *delays;
+    const float *weights;
+    float *out;
+} aggregate_job;
+
+static void aggregate_task(void *arg, size_t task, int thread)
+{
+    (void)thread;
+    const aggregate_job *job = arg;
+    const int64_t L = job->length, C = job->channels, b = (int64_t)task / job->time_chunks;
+    const int64_t t0 = (int64_t)task % job->time_chunks * TIME_CHUNK, t1 = t0 + TIME_CHUNK < L ? t0 + TIME_CHUNK : L;
+    const int64_t *delays = job->delays + b * job->top_k;
+    const float *weights = job->weights + b * job->top_k;
+    const float *v = job->v + (size_t)b * (size_t)job->value_len * (size_t)C;
+    for (int64_t t = t0; t < t1; t++) {
+        float *restrict o = job->out + ((size_t)b * (size_t)L + (size_t)t) * (size_t)C;
+        memset(o, 0, (size_t)C * sizeof *o);
+        for (int64_t i = 0; i < job->top_k; i++) {
+            int64_t row = (t + delays[i]) % L;
+            if (row >= job->value_len) /* the zero padding */
+                continue;
+            const float w = weights[i], *restrict vr = v + row * C;
+            for (int64_t c = 0; c < C; c++) {
+                float term = w * vr[c];
+                o[c] = o[c] + term;
+            }
+        }
+    }
+}
+
+lr_status lr_autocorr_aggregate(lr_ctx *ctx, int64_t batch, int64_t length, int64_t channels, const float *v,
+                                int64_t value_len, int64_t top_k, const int64_t *delays, const float *weights,
+                                float *out)
+{
+    if (!ctx || !v || !out || (top_k > 0 && (!delays || !weights)))
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context or tensor");
+    if (batch < 0 || length < 1 || channels < 1 || value_len < 1 || top_k < 0 || top_k > length)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld, length %lld, %lld channels, value length %lld, %lld delays",
+                       (long long)batch, (long long)length, (long long)channels, (long long)value_len,
+                       (long long)top_k);
+    for (int64_t i = 0; i < batch * top_k; i++)
+        if (delays[i] < 0 || delays[i] >= length)
+            return lr_fail(ctx, LR_ERR_ARG, "autocorr: delay %lld outside 0..%lld", (long long)delays[i],
+                           (long long)(length - 1));
+    const int64_t time_chunks = (length + TIME_CHUNK - 1) / TIME_CHUNK;
+    size_t tasks;
+    if (!lr_mul_size((size_t)batch, (size_t)time_chunks, &tasks))
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld too large", (long long)batch);
+    aggregate_job job = {length, channels, value_len, top_k, time_chunks, v, delays, weights, out};
+    lr_parallel_for(ctx, tasks, aggregate_task, &job);
+    return LR_OK;
+}
+
+lr_status lr_autocorr_forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels,
+                              int64_t v_channels, const float *q, const float *k, const float *v,
+                              int64_t key_len, double factor, lr_autocorr_mode mode, float *out)
+{
+    if (!ctx || !ac)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context or plan");
+    const int64_t L = ac->length, top_k = lr_autocorr_top_k(factor, L);
+    if (top_k < 0 || top_k > L)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: factor %g gives %lld delays for length %lld", factor,
+                       (long long)top_k, (long long)L);
+    if (batch < 0)
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld", (long long)batch);
+    size_t selected;
+    if (!lr_mul_size((size_t)batch, (size_t)top_k, &selected))
+        return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld too large", (long long)batch);
+    lr_status s = reserve(ctx, (void **)&ac->corr, &ac->corr_cap, (size_t)batch * (size_t)L, sizeof(float));
+    if (s == LR_OK)
+        s = reserve(ctx, (void **)&ac->delays, &ac->delays_cap, selected, sizeof(int64_t));
+    if (s == LR_OK)
+        s = reserve(ctx, (void **)&ac->weights, &ac->weights_cap, selected, sizeof(float));
+    if (s == LR_OK)
+        s = lr_autocorr_correlate(ctx, ac, batch, qk_channels, q, k, key_len, ac->corr);
+    if (s == LR_OK)
+        s = lr_autocorr_select(ctx, batch, L, ac->corr, top_k, mode, ac->delays, ac->weights);
+    if (s == LR_OK)
+        s = lr_autocorr_aggregate(ctx, batch, L, v_channels, v, key_len, top_k, ac->delays, ac->weights, out);
+    return s;
+}
