@@ -139,6 +139,8 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCHES   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 BENCH_PEER_CFLAGS := $(shell $(PKG_CONFIG) --exists openblas 2>/dev/null && echo "-DHAVE_OPENBLAS $$($(PKG_CONFIG) --cflags openblas)")
 BENCH_PEER_LIBS   := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null)
+BENCH_PEER_CFLAGS += $(shell $(PKG_CONFIG) --exists fftw3f 2>/dev/null && echo "-DHAVE_FFTW3F $$($(PKG_CONFIG) --cflags fftw3f)")
+BENCH_PEER_LIBS   += $(shell $(PKG_CONFIG) --libs fftw3f 2>/dev/null)
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/embed/test_none.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 $(BENCH_PEER_CFLAGS) $^ $(BENCH_PEER_LIBS) $(LDLIBS) -o $@

@@ -4,9 +4,10 @@
  * The driver cuts every head's queries into tiles of at most block_q rows (never crossing a
  * block-mask row, so a tile is inside one mask block) and makes each (batch, head, query
  * tile) one task; the decomposition depends on the shapes only, so results are bit-identical
- * for any thread count. Tasks are numbered from the last query tile down: under a causal
- * mask the last tiles see the most keys, and handing them out first lets the pool's dynamic
- * scheduling even out the rest.
+ * for any thread count. Tasks go head by head, so that the threads share one head's K and V
+ * in cache, and within a head from the last query tile down: under a causal mask the last
+ * tiles see the most keys, and handing them out first leaves small tasks for the end, where
+ * the pool's dynamic scheduling evens out the threads.
  *
  * A task packs its queries once, then walks only the key range its rows can see (sink keys,
  * then the causal/window band), block_k keys at a time. Each key tile is classified: no
@@ -681,8 +682,8 @@ static void attention_task(void *arg, size_t task, int thread)
 {
     const attn_job *job = arg;
     const attn_dims *d = &job->d;
-    int64_t heads = d->B * d->Hq;
-    int64_t tile = job->tiles_per_head - 1 - (int64_t)task / heads, bh = (int64_t)task % heads;
+    int64_t bh = (int64_t)task / job->tiles_per_head;
+    int64_t tile = job->tiles_per_head - 1 - (int64_t)task % job->tiles_per_head;
     attn_task t = {.job = job, .scratch = lr_thread_scratch(job->ctx, thread)};
     t.b = bh / d->Hq;
     t.h = bh % d->Hq;

@@ -36,7 +36,8 @@ lr_status lr_longconv_create(lr_ctx *ctx, int64_t channels, int64_t length, cons
 void lr_longconv_destroy(lr_longconv *conv);
 
 /* u, y: [batch][channels][length] with length <= the prepared length (a shorter input gives
- * the first `length` outputs of the prepared one, by causality). y may be u; otherwise they
+ * the first `length` outputs of the prepared one, by causality, at the prepared length's
+ * cost: prepare one filter per length bucket for short inputs). y may be u; otherwise they
  * must not overlap. The first call may grow the context's per-thread scratch
  * (lr_longconv_scratch_bytes per thread); later calls do not allocate. */
 lr_status lr_longconv_apply(lr_ctx *ctx, const lr_longconv *conv, int64_t batch, int64_t length,
