@@ -44,6 +44,7 @@ typedef struct {
     bool uses_window;        /* takes --window and --sinks */
     bool is_reference;       /* computes the reference itself: check skips comparing the two */
     int64_t max_len;         /* longest key length bench runs it at; 0: no limit */
+    bool no_bias;            /* takes no bias or key padding: check skips the shapes with them */
     double tolerance_f32, tolerance_bf16; /* largest relative error check accepts */
     attn_run_fn run;
     /* Rows [row0, row0 + n) of the exact result of the case, into out_rows [B, Hq, n, D]
@@ -53,6 +54,13 @@ typedef struct {
     lr_status (*reference_rows)(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
                                 const lr_tensor *k, const lr_tensor *v, int64_t row0,
                                 lr_tensor *out_rows);
+    /* The same rows of the kernel's own definition, for kernels that are not softmax
+     * attention at all (the linear family): check compares with these, while bench's error
+     * column still reports the distance from reference_rows. NULL: reference_rows is the
+     * definition. */
+    lr_status (*definition_rows)(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
+                                 const lr_tensor *k, const lr_tensor *v, int64_t row0,
+                                 lr_tensor *out_rows);
     double (*flops)(const attn_case *c); /* of one run */
 } attn_kernel;
 
@@ -85,7 +93,7 @@ void fill_key_padding(lr_tensor *padding, uint64_t seed);
 typedef struct {
     double max_abs;        /* largest |x - ref| (infinity for a NaN) */
     double max_ref;        /* largest |ref| */
-    int64_t zeros_broken;  /* values the reference has as exactly 0 that x does not */
+    int64_t zeros_broken;  /* nonzero values of x in rows that are all 0 in the reference */
 } attn_error;
 
 /* Adds the comparison of x [B, H, n, D] (any strides) with ref [B, H, n, D] to e (which starts

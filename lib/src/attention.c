@@ -128,7 +128,8 @@ static key_ranges rule_keys_of_query(const attn_rule *r, int64_t i, int64_t Lk)
 
 static const char *shape_of(const lr_tensor *t, char *buf, size_t size)
 {
-    return lr_shape_str(t->ndim, t->shape, buf, size);
+    int ndim = t->ndim < 0 ? 0 : t->ndim > LR_MAX_DIMS ? LR_MAX_DIMS : t->ndim; /* never trust a bad rank */
+    return lr_shape_str(ndim, t->shape, buf, size);
 }
 
 static lr_status check_qkv(lr_ctx *ctx, const char *name, const lr_tensor *t, const char *layout)
@@ -150,20 +151,27 @@ static lr_status check_qkv(lr_ctx *ctx, const char *name, const lr_tensor *t, co
     return LR_OK;
 }
 
-/* A U8 or F32 side tensor of exactly `ndim` dimensions whose shape `want` allows: entries
- * of `alt` other than -1 are a second accepted extent of that dimension (broadcasting). */
+/* "[1 or 2, 4, 100]": the accepted extents of a side tensor's dimensions. */
+static const char *accepted_shape(int ndim, const int64_t *want, const int64_t *alt, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (int i = 0; i < ndim && n < size; i++) {
+        int w = alt[i] >= 0 && alt[i] != want[i]
+                    ? snprintf(buf + n, size - n, "%s%lld or %lld", i ? ", " : "[", (long long)alt[i], (long long)want[i])
+                    : snprintf(buf + n, size - n, "%s%lld", i ? ", " : "[", (long long)want[i]);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+/* A side tensor (bias, padding, block mask) of exactly `ndim` dimensions whose extents are
+ * want[i], or alt[i] where that is not -1 (broadcasting). */
 static lr_status check_side(lr_ctx *ctx, const char *name, const lr_tensor *t, lr_dtype dtype, int ndim,
                             const int64_t *want, const int64_t *alt)
 {
-    char buf[128], exp[160];
-    int n = snprintf(exp, sizeof exp, "[");
-    for (int i = 0; i < ndim && n > 0 && (size_t)n < sizeof exp; i++)
-        n += alt[i] >= 0 && alt[i] != want[i]
-                 ? snprintf(exp + n, sizeof exp - (size_t)n, "%s%lld or %lld", i ? ", " : "", (long long)alt[i],
-                            (long long)want[i])
-                 : snprintf(exp + n, sizeof exp - (size_t)n, "%s%lld", i ? ", " : "", (long long)want[i]);
-    if (n > 0 && (size_t)n < sizeof exp)
-        snprintf(exp + n, sizeof exp - (size_t)n, "]");
+    char a[160], b[128];
     if (t->dtype != dtype)
         return lr_fail(ctx, LR_ERR_ARG, "attention: %s must be %s, got %s", name, lr_dtype_name(dtype),
                        lr_dtype_name(t->dtype));
@@ -171,8 +179,8 @@ static lr_status check_side(lr_ctx *ctx, const char *name, const lr_tensor *t, l
     for (int i = 0; ok && i < ndim; i++)
         ok = t->shape[i] == want[i] || (alt[i] >= 0 && t->shape[i] == alt[i]);
     if (!ok)
-        return lr_fail(ctx, LR_ERR_ARG, "attention: %s must have shape %s, got %s", name, exp,
-                       shape_of(t, buf, sizeof buf));
+        return lr_fail(ctx, LR_ERR_ARG, "attention: %s must have shape %s, got %s", name,
+                       accepted_shape(ndim, want, alt, a, sizeof a), shape_of(t, b, sizeof b));
     if (!t->data && lr_tensor_numel(t) > 0)
         return lr_fail(ctx, LR_ERR_ARG, "attention: %s has no data", name);
     return LR_OK;
@@ -561,9 +569,11 @@ static const void *kv_rows(const attn_job *job, const lr_tensor *t, int64_t b, i
     }
     int64_t width = t->shape[3];
     for (int j = 0; j < nk; j++) {
-        const uint16_t *row = (const uint16_t *)row_at(t, b, hk, j0 + j);
-        for (int64_t x = 0; x < width; x++)
-            dst[j * width + x] = lr_bf16_to_f32(row[x]);
+        const char *row = row_at(t, b, hk, j0 + j);
+        for (int64_t x = 0; x < width; x++) {
+            uint32_t bits = load_u16(row + 2 * x) << 16; /* a bf16 is the top half of an F32 */
+            memcpy(dst + j * width + x, &bits, 4);
+        }
     }
     *stride = width;
     return dst;

@@ -59,8 +59,9 @@ typedef void (*lr_attn_accumulate_fn)(const void *p, int br, const void *v, int6
 
 typedef struct {
     const char *name;
-    int block_q;  /* query rows per tile: a multiple of every row blocking the kernels use */
-    int block_k;  /* keys per tile, even */
+    int block_q;  /* query rows per tile; shorter query spans get a smaller multiple of 16,
+                   * and the kernels take any multiple of 16 up to block_q as br */
+    int block_k;  /* keys per tile (at most: tiles end early at the edges), even */
     bool bf16;    /* takes BF16 Q, K, V as they are; otherwise F32 */
     lr_attn_scores_fn scores;
     lr_attn_mask_fn mask;

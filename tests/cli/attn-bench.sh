@@ -73,12 +73,17 @@ for kernel in flash naive window; do
     grep -q "^PASS	$kernel	" "$OUT" || fail_because "no checks of $kernel"
 done
 grep -q '	prefix 149	' "$OUT" || fail_because "no causal prefix check"
+for kernel in linear linear-norm linear-decay; do
+    grep -q "^PASS	$kernel	causal	fp32	.*	reference	" "$OUT" || fail_because "no checks of $kernel"
+done
 grep -q '	threads 1 vs 2	' "$OUT" || fail_because "no thread-count check"
 awk -F '\t' 'NF != 8 { bad = 1 } END { exit bad }' "$OUT" || fail_because "lines without 8 fields"
 end
 
-# A small sweep over every kernel and pattern: 2 lengths x 3 kernels x 4 patterns = 24 rows.
-SWEEP="-L 48,100 --kernel all --pattern all -d 16 -H 2 --kv-heads 1 --reps 1 --min-time 0 --ref-rows 8 -j 2"
+# A small sweep over the softmax kernels and every pattern: 2 lengths x 3 kernels x 4 patterns =
+# 24 rows. (The other kernels lack some patterns, and the error columns of the linear ones
+# measure their distance from softmax attention; they have sweeps of their own below.)
+SWEEP="-L 48,100 --kernel flash,naive,window --pattern all -d 16 -H 2 --kv-heads 1 --reps 1 --min-time 0 --ref-rows 8 -j 2"
 
 begin attn-bench-bench-md
 run "$ATTN" $SWEEP
@@ -140,6 +145,23 @@ for line in open(sys.argv[1], encoding="utf-8"):
 else
     note "attn-bench-bench-json: /usr/bin/python3 is missing, so the JSON was not parsed"
 fi
+end
+
+# The linear kernels count 2 FLOPs per multiply-add of their own work: non-causal, the state
+# and the queries, 2 * (48 + 48) * 16 * 16 * 2 heads = 98304; causal adds 2 d per pair j <= i
+# inside a chunk of 64, 48 * 49 / 2 pairs: 98304 + 2 * 32 * 1176 * 2 = 248832. Their errors
+# against softmax attention are reported, and are not small.
+begin attn-bench-bench-linear
+run "$ATTN" -L 48 --kernel linear,linear-norm,linear-decay --pattern causal,self -d 16 -H 2 \
+    --reps 1 --min-time 0 --ref-rows 8 -f tsv
+expect_exit 0
+expect_stderr_match '^attn-bench: warning: kernel linear-decay does not run pattern self: skipped$'
+[ "$(wc -l <"$OUT")" -eq 6 ] || fail_because "$(wc -l <"$OUT") lines, expected 6"
+awk -F '\t' 'function off(x, want) { return x * 1e9 - want > 1e-3 || want - x * 1e9 > 1e-3 }
+    NR > 1 && $2 == "self" && off($16, 98304) { bad = 1 }
+    NR > 1 && $2 == "causal" && off($16, 248832) { bad = 1 }
+    NR > 1 && !($22 > 1e-3) { bad = 1 } END { exit bad }' "$OUT" ||
+    fail_because "wrong FLOP counts or errors: $(cat "$OUT")"
 end
 
 # -o: nothing on stdout, the file complete.

@@ -6,11 +6,11 @@
  *
  * Error measure: max |out - ref| over max |v| (an output row is a convex combination of
  * value rows, so max |v| is the scale every output lives at). Tolerances: 2e-6 in F32 (the
- * worst seen is 7e-7: float accumulation over head dims up to 256 and a polynomial exp2 of
+ * worst seen is 3.9e-7: float accumulation over head dims up to 256 and a polynomial exp2 of
  * ~1.6 ulp), also for BF16 inputs where the kernel widens them to F32 (the reference runs on
  * the same bf16 values, so only the kernel's own rounding counts); 2.5e-3 on the AVX-512
  * BF16 path, which rounds each probability to bf16 for P V: a relative error of at most
- * 2^-9 per term bounds the output error by 2^-9 max |v| (worst seen 1.3e-3). Rows that see
+ * 2^-9 per term bounds the output error by 2^-9 max |v| (worst seen 1.4e-3). Rows that see
  * no key must be exactly zero in both. */
 #include <math.h>
 #include <stdint.h>
@@ -214,43 +214,36 @@ static double compare(const attn_case *c, const case_data *d, const char *level)
     return scale > 0 ? diff / scale : diff;
 }
 
-/* Runs the case at every level in l; returns the worst relative error (INFINITY on failure). */
-static double run_case(const level_ctxs *l, const attn_case *c)
+/* Runs the case at every level in l against one reference result; reports what fails. */
+static bool case_ok(const level_ctxs *l, const attn_case *c)
 {
     case_data d;
-    double worst = 0;
     if (!case_data_new(&d, c)) {
         printf("  out of memory\n");
         case_data_free(&d);
-        return INFINITY;
+        return false;
     }
-    if (lr_attention_ref(l->ctx[0], &c->p, &d.q.t, &d.k.t, &d.v.t, &d.ref.t) != LR_OK) {
+    bool ok = lr_attention_ref(l->ctx[0], &c->p, &d.q.t, &d.k.t, &d.v.t, &d.ref.t) == LR_OK;
+    if (!ok)
         printf("  %s: reference failed: %s\n", c->what, lr_ctx_last_error(l->ctx[0]));
-        worst = INFINITY;
-    }
-    for (int li = 0; li < l->n && worst < INFINITY; li++) {
+    for (int li = 0; li < l->n && ok; li++) {
         lr_ctx *ctx = l->ctx[li];
         const char *level = lr_cpu_level_name(lr_ctx_cpu(ctx));
         if (lr_attention(ctx, &c->p, &d.q.t, &d.k.t, &d.v.t, &d.out.t) != LR_OK) {
             printf("  %s %s: %s\n", level, c->what, lr_ctx_last_error(ctx));
-            worst = INFINITY;
+            ok = false;
             break;
         }
         double err = compare(c, &d, level);
-        if (err > tolerance(c, ctx))
+        ok = err <= tolerance(c, ctx);
+        if (!ok && err < INFINITY)
             printf("  %s %s: B %lld Hq %lld Hkv %lld Lq %lld Lk %lld D %lld Dv %lld %s: error %.3g > %.3g\n", level,
                    c->what, (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->Lq, (long long)c->Lk,
                    (long long)c->D, (long long)c->Dv, lr_dtype_name(c->dtype), err, tolerance(c, ctx));
-        if (err > worst)
-            worst = err;
-        if (err > tolerance(c, ctx))
-            worst = INFINITY;
     }
     case_data_free(&d);
-    return worst;
+    return ok;
 }
-
-static bool case_ok(const level_ctxs *l, const attn_case *c) { return run_case(l, c) < INFINITY; }
 
 /* Runs c in both dtypes. */
 static bool case_ok_both(const level_ctxs *l, attn_case c)
@@ -560,6 +553,7 @@ static void test_argument_errors(void)
     lr_tensor v = k, out = lr_tensor_from(buf + 1024, LR_F32, 4, os);
     lr_attn_params p = lr_attn_default_params();
     CHECK(lr_attention(ctx, &p, &q, &k, &v, &out) == LR_OK);
+    CHECK(lr_attention(ctx, NULL, &q, &k, &v, &out) == LR_OK); /* NULL: the defaults */
 
     lr_tensor bad = k;
     bad.shape[3] = 8; /* head dims of q and k differ */

@@ -1,6 +1,7 @@
 /* lr_sgemm against lr_sgemm_ref at every CPU level this machine has: odd shapes, all four
  * transposes, alpha/beta (beta 0 over a NaN-filled C), padded leading dimensions, K = 0,
- * argument errors; and bit-identical results for 1, 2, 3 and 7 threads.
+ * argument errors; bit-identical results for 1, 2, 3 and 7 threads, and for a block of C
+ * computed on its own.
  *
  * Tolerance: |C - C_ref| <= 1e-5 * sqrt(K) * S + 1e-30 elementwise, where S is the same
  * product on absolute values (|alpha| |A| |B| + |beta| |C0|), the scale a float sum of K
@@ -38,6 +39,7 @@ typedef struct {
     int64_t rows, cols, ld;
 } matrix;
 
+/* One spare element after the matrix keeps empty matrices (K = 0) allocatable. */
 static matrix matrix_new(int64_t rows, int64_t cols, int64_t pad)
 {
     matrix m = {NULL, rows, cols, cols + pad};
@@ -47,6 +49,7 @@ static matrix matrix_new(int64_t rows, int64_t cols, int64_t pad)
         for (int64_t i = 0; i < rows; i++)
             for (int64_t j = 0; j < m.ld; j++)
                 m.data[i * m.ld + j] = j < cols ? random_float() : PAD_VALUE;
+        m.data[n - 1] = PAD_VALUE;
     }
     return m;
 }
@@ -55,7 +58,7 @@ static matrix matrix_abs(const matrix *m)
 {
     matrix a = *m;
     size_t n = (size_t)(m->rows * m->ld) + 1;
-    a.data = malloc(n * sizeof *a.data);
+    a.data = m->data ? malloc(n * sizeof *a.data) : NULL;
     if (a.data)
         for (size_t i = 0; i < n; i++)
             a.data[i] = fabsf(m->data[i]);

@@ -1,8 +1,8 @@
 /* AVX2 attention tile kernels (F32; BF16 inputs arrive converted). Layouts in
- * attention_internal.h; the shapes follow the AVX-512 kernels within 16 registers:
+ * attention_internal.h; the register blocks are the AVX-512 ones cut to 16 registers:
  * scores in blocks of 6 keys x 16 queries (12 accumulators, two query vectors, one
  * broadcast), accumulate in blocks of 4 query rows x 24 output columns (12 accumulators,
- * three value vectors, one broadcast). */
+ * three value vectors, one broadcast). Tiles of 48 queries x 96 keys, which both divide. */
 #include <immintrin.h>
 #include <math.h>
 
@@ -212,7 +212,7 @@ static void accumulate_f32(const void *p_, int br, const void *v_, int64_t vs, i
 const lr_attn_kernel lr_attn_kernel_avx2 = {
     .name = "avx2",
     .block_q = 48,
-    .block_k = 64,
+    .block_k = 96,
     .bf16 = false,
     .scores = scores_f32,
     .mask = mask_tile,

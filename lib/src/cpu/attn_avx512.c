@@ -7,9 +7,11 @@
  * Accumulate: blocks of 4 query rows x 64 output columns (16 accumulators); per key, four
  * value vectors are loaded and each probability is broadcast into four FMAs (BF16: pairs of
  * keys through VDPBF16PS, the probabilities rounded to bf16).
- * Tiles of 64 queries x 128 keys: both block shapes divide them, so no lane is wasted on
- * remainders, and on this machine (Zen 5) they measured as fast as 6-row blocks with 24
- * accumulators, which waste a few rows on 64-row tiles.
+ * Tiles of 128 keys and 128 queries (F32) or 64 (BF16): both block shapes divide them, so
+ * no lane is wasted on remainders, and on this machine (Zen 5) they measured as fast as
+ * 6-row blocks with 24 accumulators, which waste a few rows on such tiles. 128 query rows
+ * halve the K and V traffic per FLOP against 64, which is worth 10 % once K and V no longer
+ * fit in the caches (L = 128k, one head); at L = 4k..16k both sizes run alike.
  * Softmax: a polynomial exp2, 64 queries at a time so that four row sums run side by side.
  *
  * The block functions take their vector counts as constants and are always inlined, so each
@@ -398,7 +400,7 @@ static void accumulate_bf16(const void *p, int br, const void *v, int64_t vs, in
 
 const lr_attn_kernel lr_attn_kernel_avx512 = {
     .name = "avx512",
-    .block_q = 64,
+    .block_q = 128,
     .block_k = 128,
     .bf16 = false,
     .scores = scores_f32,
