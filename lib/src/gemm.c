@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 #include "longrange/gemm.h"
 #include "longrange/parallel.h"
 
@@ -199,6 +200,10 @@ lr_status lr_sgemm(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, 
         return lr_fail(ctx, LR_ERR_ARG, "sgemm: A or B is missing, or lda %lld < %lld or ldb %lld < %lld",
                        (long long)lda, (long long)a_cols, (long long)ldb, (long long)b_cols);
 
+#ifdef LR_CUDA
+    if (lr_ctx_device(ctx) == LR_DEVICE_CUDA)
+        return lr_cuda_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
     const lr_gemm_kernel *kern = kernel_for(lr_ctx_cpu(ctx));
     gemm_job job = {
         .kern = kern, .ctx = ctx, .n_threads = lr_ctx_threads(ctx), .M = M, .N = N, .K = K,

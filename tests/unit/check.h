@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int check_failures_;   /* failures in the current test */
-static int check_total_failed_;
+static int check_failures_ __attribute__((unused)); /* failures in the current test */
+static int check_total_failed_ __attribute__((unused));
 
 #define CHECK(cond)                                                                         \
     do {                                                                                    \
