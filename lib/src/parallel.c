@@ -35,7 +35,10 @@ typedef struct {
     int thread;
 } worker_arg;
 
-static _Thread_local int in_parallel_region;
+/* The context whose job this thread is running, and its slot there: a nested call on the
+ * same context runs serially in that slot, so it still uses this thread's own scratch. */
+static _Thread_local const lr_ctx *region_ctx;
+static _Thread_local int region_thread;
 
 static void run_tasks(struct lr_pool *pool, int thread)
 {
@@ -53,7 +56,8 @@ static void *worker_main(void *p)
     struct lr_pool *pool = wa->pool;
     int thread = wa->thread;
     free(wa);
-    in_parallel_region = 1;
+    region_ctx = pool->ctx;
+    region_thread = thread;
     unsigned long seen = 0;
     for (;;) {
         /* Spin briefly: back-to-back jobs then start without a futex round trip. */
@@ -143,10 +147,11 @@ void lr_parallel_for(lr_ctx *ctx, size_t n_tasks, lr_task_fn fn, void *arg)
     struct lr_pool *pool = ctx->pool;
     if (n_tasks == 0)
         return;
-    /* Serial: one thread, one task, or a nested call from inside a task. */
-    if (!pool || n_tasks == 1 || in_parallel_region) {
+    /* Serial: one thread, one task, or a nested call from inside a task of this context. */
+    if (!pool || n_tasks == 1 || region_ctx == ctx) {
+        int thread = region_ctx == ctx ? region_thread : 0;
         for (size_t t = 0; t < n_tasks; t++)
-            fn(arg, t, 0);
+            fn(arg, t, thread);
         return;
     }
     pthread_mutex_lock(&pool->submit);
@@ -161,9 +166,13 @@ void lr_parallel_for(lr_ctx *ctx, size_t n_tasks, lr_task_fn fn, void *arg)
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
 
-    in_parallel_region = 1;
+    const lr_ctx *outer_ctx = region_ctx;
+    int outer_thread = region_thread;
+    region_ctx = ctx;
+    region_thread = 0;
     run_tasks(pool, 0);
-    in_parallel_region = 0;
+    region_ctx = outer_ctx;
+    region_thread = outer_thread;
 
     /* Every worker checks in for every job (a late one finds no task left and leaves at
      * once); waiting for all of them, not only for the tasks, keeps a slow worker from
@@ -179,6 +188,8 @@ lr_status lr_thread_scratch_reserve(lr_ctx *ctx, size_t bytes)
 {
     if (bytes <= ctx->scratch_size)
         return LR_OK;
+    if (region_ctx == ctx) /* other threads may be using the blocks it would replace */
+        return lr_fail(ctx, LR_ERR_INTERNAL, "thread scratch cannot grow inside a parallel task");
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded < bytes)
         return lr_fail(ctx, LR_ERR_NOMEM, "scratch size %zu overflows", bytes);

@@ -11,7 +11,11 @@ typedef struct {
     atomic_int bad_thread;
     lr_ctx *ctx;
     atomic_int inner_runs;
+    atomic_int inner_wrong_thread; /* a nested task saw another slot than its caller's */
+    atomic_int reserve_refused;
 } job;
+
+static _Thread_local int outer_thread;
 
 static void count_task(void *p, size_t task, int thread)
 {
@@ -25,15 +29,19 @@ static void inner_task(void *p, size_t task, int thread)
 {
     job *j = p;
     (void)task;
-    (void)thread;
     atomic_fetch_add(&j->inner_runs, 1);
+    if (thread != outer_thread)
+        atomic_store(&j->inner_wrong_thread, 1);
 }
 
 static void nesting_task(void *p, size_t task, int thread)
 {
     job *j = p;
     count_task(p, task, thread);
-    lr_parallel_for(j->ctx, 5, inner_task, p); /* runs serially inside a task */
+    outer_thread = thread;
+    lr_parallel_for(j->ctx, 5, inner_task, p); /* runs serially, in this thread's slot */
+    if (lr_thread_scratch_reserve(j->ctx, lr_thread_scratch_size(j->ctx) + 4096) == LR_ERR_INTERNAL)
+        atomic_fetch_add(&j->reserve_refused, 1);
 }
 
 static void test_every_task_once(void)
@@ -63,6 +71,8 @@ static void test_every_task_once(void)
         j.runs = calloc(16, sizeof *j.runs);
         lr_parallel_for(ctx, 16, nesting_task, &j);
         CHECK(atomic_load(&j.inner_runs) == 16 * 5);
+        CHECK(!atomic_load(&j.inner_wrong_thread));
+        CHECK(atomic_load(&j.reserve_refused) == (counts[c] > 1 ? 16 : 0));
         free(j.runs);
         lr_ctx_destroy(ctx);
     }
