@@ -6,25 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "longrange/json.h"
-
-#define EXPECT(cond) \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
-
-static lr_ctx *fuzz_ctx(void)
-{
-    static lr_ctx *ctx;
-    if (!ctx) {
-        lr_ctx_params p = lr_ctx_default_params();
-        p.n_threads = 1;
-        p.log_level = LR_LOG_ERROR;
-        EXPECT(lr_ctx_create(&ctx, &p) == LR_OK);
-    }
-    return ctx;
-}
 
 typedef struct {
     char *buf;
