@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/attention.h"
 #include "longrange/core.h"
 #include "longrange/tensor.h"
@@ -25,23 +26,6 @@
 #define OUT_SENTINEL -777.0f
 #define TOL_F32 2e-6
 #define TOL_BF16_NATIVE 2.5e-3
-
-static unsigned rng_state = 7;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static lr_ctx *make_ctx(int threads, lr_cpu_level level)
-{
-    lr_ctx_params p = lr_ctx_default_params();
-    p.n_threads = threads;
-    p.cpu_level = (int)level;
-    lr_ctx *ctx = NULL;
-    return lr_ctx_create(&ctx, &p) == LR_OK ? ctx : NULL;
-}
 
 /* The contexts of one thread count, one per CPU level the machine supports. */
 typedef struct {
@@ -677,6 +661,7 @@ static void test_pairs(void)
 
 int main(void)
 {
+    seed_random(7);
     RUN(test_cab_patterns);
     RUN(test_head_dims);
     RUN(test_grouped_heads_and_batches);

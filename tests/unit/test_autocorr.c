@@ -17,36 +17,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/autocorr.h"
 #include "longrange/core.h"
 
-static unsigned rng_state = 4242;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
 static const lr_cpu_level levels[] = {LR_CPU_REF, LR_CPU_AVX2, LR_CPU_AVX512};
 
-/* NULL when the machine lacks the level */
-static lr_ctx *make_ctx_at(int threads, lr_cpu_level level)
-{
-    lr_ctx_params p = lr_ctx_default_params();
-    p.n_threads = threads;
-    p.cpu_level = (int)level;
-    lr_ctx *ctx = NULL;
-    if (lr_ctx_create(&ctx, &p) != LR_OK)
-        return NULL;
-    if (lr_ctx_cpu(ctx) != level) {
-        lr_ctx_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-static lr_ctx *make_ctx(int threads) { return make_ctx_at(threads, LR_CPU_REF); }
 
 static float *random_tensor(size_t n)
 {
@@ -126,7 +102,7 @@ static void test_correlation_direct(void)
 static void test_sign_convention(void)
 {
     const int64_t L = 96, C = 6, d = 17;
-    lr_ctx *ctx = make_ctx(1);
+    lr_ctx *ctx = make_ctx(1, LR_CPU_REF);
     REQUIRE(ctx);
     lr_autocorr *ac = NULL;
     REQUIRE(lr_autocorr_create(ctx, L, &ac) == LR_OK);
@@ -152,7 +128,7 @@ static void test_sign_convention(void)
 
 static void test_select(void)
 {
-    lr_ctx *ctx = make_ctx(1);
+    lr_ctx *ctx = make_ctx(1, LR_CPU_REF);
     REQUIRE(ctx);
     /* ties go to the smaller delay */
     const float row[8] = {1, 5, 3, 5, 2, 5, 0, 4};
@@ -183,7 +159,7 @@ static void test_aggregate_explicit(void)
 {
     const int64_t B = 2, L = 50, C = 7, K = 4;
     static const int64_t value_lens[] = {50, 30, 80};
-    lr_ctx *ctx = make_ctx(3);
+    lr_ctx *ctx = make_ctx(3, LR_CPU_REF);
     REQUIRE(ctx);
     int64_t delays[8] = {0, 49, 13, 25, 7, 7, 1, 48};
     float weights[8];
@@ -262,7 +238,7 @@ static void test_forward_threads(void)
 
 static void test_errors_and_edges(void)
 {
-    lr_ctx *ctx = make_ctx(1);
+    lr_ctx *ctx = make_ctx(1, LR_CPU_REF);
     REQUIRE(ctx);
     lr_autocorr *ac = (lr_autocorr *)&ac;
     CHECK(lr_autocorr_create(ctx, 0, &ac) == LR_ERR_ARG && ac == NULL);
@@ -291,6 +267,7 @@ static void test_errors_and_edges(void)
 
 int main(void)
 {
+    seed_random(4242);
     RUN(test_correlation_direct);
     RUN(test_sign_convention);
     RUN(test_select);

@@ -12,16 +12,9 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/core.h"
 #include "longrange/fft.h"
-
-static unsigned rng_state = 7;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
 
 static double complex unit_root(int64_t num, int64_t den)
 {
@@ -288,6 +281,7 @@ static void test_errors(void)
 
 int main(void)
 {
+    seed_random(7);
     RUN(test_small_and_odd_lengths);
     RUN(test_model_lengths);
     RUN(test_large_powers_of_two);

@@ -11,27 +11,11 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/core.h"
 #include "longrange/gemm.h"
 
 #define PAD_VALUE -12345.0f
-
-static unsigned rng_state = 1;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static lr_ctx *make_ctx(int threads, lr_cpu_level level)
-{
-    lr_ctx_params p = lr_ctx_default_params();
-    p.n_threads = threads;
-    p.cpu_level = (int)level;
-    lr_ctx *ctx = NULL;
-    return lr_ctx_create(&ctx, &p) == LR_OK ? ctx : NULL;
-}
 
 /* A stored matrix of `rows` x `cols` with row stride `ld`; padding holds PAD_VALUE. */
 typedef struct {
@@ -331,6 +315,7 @@ static void test_result_independent_of_m_and_n(void)
 
 int main(void)
 {
+    seed_random(1);
     RUN(test_small_shapes_all_transposes);
     RUN(test_large_and_mixed_shapes);
     RUN(test_alpha_beta_and_strides);

@@ -14,31 +14,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/core.h"
 #include "longrange/longconv.h"
-
-static unsigned rng_state = 99;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static lr_ctx *make_ctx(int threads, lr_cpu_level level)
-{
-    lr_ctx_params p = lr_ctx_default_params();
-    p.n_threads = threads;
-    p.cpu_level = (int)level;
-    lr_ctx *ctx = NULL;
-    if (lr_ctx_create(&ctx, &p) != LR_OK)
-        return NULL;
-    if (lr_ctx_cpu(ctx) != level) {
-        lr_ctx_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
 
 static const lr_cpu_level levels[] = {LR_CPU_REF, LR_CPU_AVX2, LR_CPU_AVX512};
 
@@ -119,7 +97,7 @@ static void run_case(const conv_case *cc, int samples)
     for (size_t li = 0; li < 3; li++) {
         static const int thread_counts[] = {1, 2, 3};
         for (int ti = 0; ti < 3; ti++) {
-            lr_ctx *ctx = make_ctx(thread_counts[ti], levels[li]);
+            lr_ctx *ctx = make_ctx_at(thread_counts[ti], levels[li]);
             if (!ctx)
                 break;
             lr_longconv *conv = NULL;
@@ -185,7 +163,7 @@ static void test_prefix_in_place_causal(void)
         u[i] = random_float();
     }
     for (size_t li = 0; li < 3; li++) {
-        lr_ctx *ctx = make_ctx(2, levels[li]);
+        lr_ctx *ctx = make_ctx_at(2, levels[li]);
         if (!ctx)
             break;
         lr_longconv *conv = NULL;
@@ -225,7 +203,7 @@ static void test_prefix_in_place_causal(void)
 
 static void test_errors(void)
 {
-    lr_ctx *ctx = make_ctx(1, LR_CPU_REF);
+    lr_ctx *ctx = make_ctx_at(1, LR_CPU_REF);
     REQUIRE(ctx);
     float k[8] = {1}, u[8] = {0};
     lr_longconv *conv = (lr_longconv *)&conv;
@@ -252,6 +230,7 @@ static void test_errors(void)
 
 int main(void)
 {
+    seed_random(99);
     RUN(test_against_direct);
     RUN(test_long_sampled);
     RUN(test_prefix_in_place_causal);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernel_test.h"
 #include "longrange/attention.h"
 #include "longrange/core.h"
 #include "longrange/natten.h"
@@ -22,23 +23,6 @@
 #define TOL 2e-6
 #define OUT_SENTINEL -777.0f
 #define PAD 3 /* extra floats after each row of head dims in strided storage */
-
-static unsigned rng_state = 11;
-
-static float random_float(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static lr_ctx *make_ctx(int threads, lr_cpu_level level)
-{
-    lr_ctx_params p = lr_ctx_default_params();
-    p.n_threads = threads;
-    p.cpu_level = (int)level;
-    lr_ctx *ctx = NULL;
-    return lr_ctx_create(&ctx, &p) == LR_OK ? ctx : NULL;
-}
 
 /* A 4-d F32 tensor [A, H, ..., D] whose storage puts the head dimension (index `head_dim`)
  * just inside the last, with PAD floats after each head row: the layout of a projection before
@@ -539,6 +523,7 @@ static void test_argument_errors(void)
 
 int main(void)
 {
+    seed_random(11);
     RUN(test_neighbours);
     RUN(test_na1d_matches_reference);
     RUN(test_na2d_matches_reference);
