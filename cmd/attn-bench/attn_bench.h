@@ -64,11 +64,19 @@ typedef struct {
     double (*flops)(const attn_case *c); /* of one run */
 } attn_kernel;
 
-/* Ended by a row whose name is NULL. */
-extern const attn_kernel attn_kernels[];
+/* Every kernel, ended by NULL. Each kernel is one attn_kernel object; those outside kernels.c
+ * are declared here. */
+extern const attn_kernel *const attn_kernels[];
+/* extra kernels: one line each */
 const attn_kernel *kernel_find(const char *name);
 /* "flash, naive, window" into buf. */
 const char *kernel_names(char *buf, size_t size);
+
+/* The reference_rows of every kernel that stands for exact softmax attention (with the case's
+ * causal pattern, bias and key padding): lr_attention_ref on the rows asked for. */
+lr_status exact_reference_rows(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
+                               const lr_tensor *k, const lr_tensor *v, int64_t row0,
+                               lr_tensor *out_rows);
 
 /* ---- inputs and comparisons ---- */
 

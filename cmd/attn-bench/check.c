@@ -266,8 +266,8 @@ int check_main(const cli_args *args, const attn_options *opt)
         ck.f = output_stream(out);
         fprintf(ck.f, "result\tkernel\tpattern\tdtype\tcase\tcheck\tmeasured\tlimit\n");
         if (opt->n_kernels == 0) {
-            for (const attn_kernel *k = attn_kernels; k->name; k++)
-                check_kernel(&ck, k);
+            for (const attn_kernel *const *k = attn_kernels; *k; k++)
+                check_kernel(&ck, *k);
         } else {
             for (int i = 0; i < opt->n_kernels; i++)
                 check_kernel(&ck, opt->kernels[i]);

@@ -94,9 +94,9 @@ static lr_status flash_run(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
     return lr_attention(ctx, &p, q, k, v, out);
 }
 
-static lr_status exact_reference_rows(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
-                                      const lr_tensor *k, const lr_tensor *v, int64_t row0,
-                                      lr_tensor *out_rows)
+lr_status exact_reference_rows(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
+                               const lr_tensor *k, const lr_tensor *v, int64_t row0,
+                               lr_tensor *out_rows)
 {
     return softmax_reference_rows(ctx, c, false, q, k, v, row0, out_rows);
 }
@@ -442,118 +442,137 @@ static double linear_decay_flops(const attn_case *c) { return linear_flops_kind(
 #define EXACT_F32_TOLERANCE 1e-5
 #define EXACT_BF16_TOLERANCE 1e-2
 
-const attn_kernel attn_kernels[] = {
-    {
-        .name = "flash",
-        .summary = "exact attention, key tiles with an online softmax (lr_attention)",
-        .patterns = ALL_PATTERNS,
-        .tolerance_f32 = EXACT_F32_TOLERANCE,
-        .tolerance_bf16 = EXACT_BF16_TOLERANCE,
-        .run = flash_run,
-        .reference_rows = exact_reference_rows,
-        .flops = exact_flops,
-    },
-    {
-        .name = "naive",
-        .summary = "the definition, one score row at a time in double precision "
-                   "(lr_attention_ref)",
-        .patterns = ALL_PATTERNS,
-        .is_reference = true,
-        .max_len = 4096,
-        .tolerance_f32 = EXACT_F32_TOLERANCE,
-        .tolerance_bf16 = EXACT_BF16_TOLERANCE,
-        .run = naive_run,
-        .reference_rows = exact_reference_rows,
-        .flops = exact_flops,
-    },
-    {
-        .name = "window",
-        .summary = "sliding window of --window keys on each side of the query's position "
-                   "(the left side only when causal) plus the first --sinks keys "
-                   "(lr_attention)",
-        .patterns = ALL_PATTERNS,
-        .uses_window = true,
-        .tolerance_f32 = EXACT_F32_TOLERANCE,
-        .tolerance_bf16 = EXACT_BF16_TOLERANCE,
-        .run = window_run,
-        .reference_rows = window_reference_rows,
-        .flops = window_flops,
-    },
-    {
-        .name = "na1d",
-        .summary = "neighbourhood attention: the 2 * --window + 1 nearest keys, the window "
-                   "shifted inward at the ends (NATTEN's rule; lr_na1d)",
-        .patterns = (1u << PATTERN_SELF) | (1u << PATTERN_CAUSAL),
-        .uses_window = true,
-        .no_bias = true,
-        .tolerance_f32 = EXACT_F32_TOLERANCE,
-        .tolerance_bf16 = EXACT_BF16_TOLERANCE,
-        .run = na1d_run,
-        .reference_rows = na1d_reference_rows,
-        .flops = na1d_flops,
-    },
-    {
-        .name = "na2d",
-        .summary = "2D neighbourhood attention on the length seen as an image rows x cols "
-                   "(rows the largest divisor up to sqrt(L)), k x k neighbours with "
-                   "k = 2 * --window + 1 (lr_na2d)",
-        .patterns = 1u << PATTERN_SELF,
-        .uses_window = true,
-        .no_bias = true,
-        .tolerance_f32 = EXACT_F32_TOLERANCE,
-        .tolerance_bf16 = EXACT_BF16_TOLERANCE,
-        .run = na2d_run,
-        .reference_rows = na2d_reference_rows,
-        .flops = na2d_flops,
-    },
-    {
-        .name = "linear",
-        .summary = "linear attention, feature map elu(x)+1 (Linear Transformer); causal in chunks "
-                   "of 64 with a carried state; error column: distance from softmax attention "
-                   "(lr_linear_attention)",
-        .patterns = LINEAR_PATTERNS,
-        .no_bias = true,
-        .tolerance_f32 = LINEAR_TOLERANCE,
-        .tolerance_bf16 = LINEAR_TOLERANCE,
-        .run = linear_run,
-        .reference_rows = exact_reference_rows,
-        .definition_rows = linear_definition_rows,
-        .flops = linear_flops,
-    },
-    {
-        .name = "linear-norm",
-        .summary = "transNormer's NormAttention: elu(x)+1 features, no denominator, LayerNorm "
-                   "over each head's output (lr_linear_attention)",
-        .patterns = LINEAR_PATTERNS,
-        .no_bias = true,
-        .tolerance_f32 = LINEAR_TOLERANCE,
-        .tolerance_bf16 = LINEAR_TOLERANCE,
-        .run = linear_norm_run,
-        .reference_rows = exact_reference_rows,
-        .definition_rows = linear_norm_definition_rows,
-        .flops = linear_norm_flops,
-    },
-    {
-        .name = "linear-decay",
-        .summary = "decayed linear attention, S_t = gamma_h S_(t-1) + k_t v_t^T, o_t = S_t^T q_t, "
-                   "RetNet's gamma_h = 1 - 2^(-5-h) (lr_linear_attention)",
-        .patterns = 1u << PATTERN_CAUSAL,
-        .no_bias = true,
-        .tolerance_f32 = LINEAR_TOLERANCE,
-        .tolerance_bf16 = LINEAR_TOLERANCE,
-        .run = linear_decay_run,
-        .reference_rows = exact_reference_rows,
-        .definition_rows = linear_decay_definition_rows,
-        .flops = linear_decay_flops,
-    },
-    {.name = NULL},
+static const attn_kernel attn_kernel_flash = {
+    .name = "flash",
+    .summary = "exact attention, key tiles with an online softmax (lr_attention)",
+    .patterns = ALL_PATTERNS,
+    .tolerance_f32 = EXACT_F32_TOLERANCE,
+    .tolerance_bf16 = EXACT_BF16_TOLERANCE,
+    .run = flash_run,
+    .reference_rows = exact_reference_rows,
+    .flops = exact_flops,
+};
+
+static const attn_kernel attn_kernel_naive = {
+    .name = "naive",
+    .summary = "the definition, one score row at a time in double precision "
+               "(lr_attention_ref)",
+    .patterns = ALL_PATTERNS,
+    .is_reference = true,
+    .max_len = 4096,
+    .tolerance_f32 = EXACT_F32_TOLERANCE,
+    .tolerance_bf16 = EXACT_BF16_TOLERANCE,
+    .run = naive_run,
+    .reference_rows = exact_reference_rows,
+    .flops = exact_flops,
+};
+
+static const attn_kernel attn_kernel_window = {
+    .name = "window",
+    .summary = "sliding window of --window keys on each side of the query's position "
+               "(the left side only when causal) plus the first --sinks keys "
+               "(lr_attention)",
+    .patterns = ALL_PATTERNS,
+    .uses_window = true,
+    .tolerance_f32 = EXACT_F32_TOLERANCE,
+    .tolerance_bf16 = EXACT_BF16_TOLERANCE,
+    .run = window_run,
+    .reference_rows = window_reference_rows,
+    .flops = window_flops,
+};
+
+static const attn_kernel attn_kernel_na1d = {
+    .name = "na1d",
+    .summary = "neighbourhood attention: the 2 * --window + 1 nearest keys, the window "
+               "shifted inward at the ends (NATTEN's rule; lr_na1d)",
+    .patterns = (1u << PATTERN_SELF) | (1u << PATTERN_CAUSAL),
+    .uses_window = true,
+    .no_bias = true,
+    .tolerance_f32 = EXACT_F32_TOLERANCE,
+    .tolerance_bf16 = EXACT_BF16_TOLERANCE,
+    .run = na1d_run,
+    .reference_rows = na1d_reference_rows,
+    .flops = na1d_flops,
+};
+
+static const attn_kernel attn_kernel_na2d = {
+    .name = "na2d",
+    .summary = "2D neighbourhood attention on the length seen as an image rows x cols "
+               "(rows the largest divisor up to sqrt(L)), k x k neighbours with "
+               "k = 2 * --window + 1 (lr_na2d)",
+    .patterns = 1u << PATTERN_SELF,
+    .uses_window = true,
+    .no_bias = true,
+    .tolerance_f32 = EXACT_F32_TOLERANCE,
+    .tolerance_bf16 = EXACT_BF16_TOLERANCE,
+    .run = na2d_run,
+    .reference_rows = na2d_reference_rows,
+    .flops = na2d_flops,
+};
+
+static const attn_kernel attn_kernel_linear = {
+    .name = "linear",
+    .summary = "linear attention, feature map elu(x)+1 (Linear Transformer); causal in chunks "
+               "of 64 with a carried state; error column: distance from softmax attention "
+               "(lr_linear_attention)",
+    .patterns = LINEAR_PATTERNS,
+    .no_bias = true,
+    .tolerance_f32 = LINEAR_TOLERANCE,
+    .tolerance_bf16 = LINEAR_TOLERANCE,
+    .run = linear_run,
+    .reference_rows = exact_reference_rows,
+    .definition_rows = linear_definition_rows,
+    .flops = linear_flops,
+};
+
+static const attn_kernel attn_kernel_linear_norm = {
+    .name = "linear-norm",
+    .summary = "transNormer's NormAttention: elu(x)+1 features, no denominator, LayerNorm "
+               "over each head's output (lr_linear_attention)",
+    .patterns = LINEAR_PATTERNS,
+    .no_bias = true,
+    .tolerance_f32 = LINEAR_TOLERANCE,
+    .tolerance_bf16 = LINEAR_TOLERANCE,
+    .run = linear_norm_run,
+    .reference_rows = exact_reference_rows,
+    .definition_rows = linear_norm_definition_rows,
+    .flops = linear_norm_flops,
+};
+
+static const attn_kernel attn_kernel_linear_decay = {
+    .name = "linear-decay",
+    .summary = "decayed linear attention, S_t = gamma_h S_(t-1) + k_t v_t^T, o_t = S_t^T q_t, "
+               "RetNet's gamma_h = 1 - 2^(-5-h) (lr_linear_attention)",
+    .patterns = 1u << PATTERN_CAUSAL,
+    .no_bias = true,
+    .tolerance_f32 = LINEAR_TOLERANCE,
+    .tolerance_bf16 = LINEAR_TOLERANCE,
+    .run = linear_decay_run,
+    .reference_rows = exact_reference_rows,
+    .definition_rows = linear_decay_definition_rows,
+    .flops = linear_decay_flops,
+};
+
+/* The order of --help, "all" and check. Kernels defined in other files are declared in
+ * attn_bench.h. */
+const attn_kernel *const attn_kernels[] = {
+    &attn_kernel_flash,
+    &attn_kernel_naive,
+    &attn_kernel_window,
+    &attn_kernel_na1d,
+    &attn_kernel_na2d,
+    &attn_kernel_linear,
+    &attn_kernel_linear_norm,
+    &attn_kernel_linear_decay,
+    /* kernels of other files: one line each */
+    NULL,
 };
 
 const attn_kernel *kernel_find(const char *name)
 {
-    for (const attn_kernel *k = attn_kernels; k->name; k++)
-        if (strcmp(k->name, name) == 0)
-            return k;
+    for (const attn_kernel *const *k = attn_kernels; *k; k++)
+        if (strcmp((*k)->name, name) == 0)
+            return *k;
     return NULL;
 }
 
@@ -561,7 +580,7 @@ const char *kernel_names(char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (const attn_kernel *k = attn_kernels; k->name && used < size; k++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", k->name);
+    for (const attn_kernel *const *k = attn_kernels; *k && used < size; k++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", (*k)->name);
     return buf;
 }

@@ -41,7 +41,8 @@ static bool take_kernel(const cli_option *o, const char *item, void *user)
 {
     attn_options *opt = user;
     bool all = strcmp(item, "all") == 0;
-    for (const attn_kernel *k = attn_kernels; k->name; k++) {
+    for (const attn_kernel *const *kp = attn_kernels; *kp; kp++) {
+        const attn_kernel *k = *kp;
         if (all || strcmp(k->name, item) == 0) {
             if (list_full(o, opt->n_kernels))
                 return false;
