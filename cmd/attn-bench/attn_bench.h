@@ -80,6 +80,10 @@ lr_status exact_reference_rows(lr_ctx *ctx, const attn_case *c, const lr_tensor 
 
 /* ---- inputs and comparisons ---- */
 
+/* For kernels that take F32 only: *use is t itself when F32, else a widened copy in *wide
+ * (wide->data is then to be freed by the caller; it stays NULL otherwise). */
+lr_status input_f32(lr_ctx *ctx, const lr_tensor *t, lr_tensor *wide, lr_tensor *use);
+
 /* q, k, v of a case, uniform in [-1, 1) from seed (or +-1 when signs_only), and out. */
 typedef struct {
     lr_tensor q, k, v, out;

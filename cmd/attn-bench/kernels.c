@@ -161,8 +161,7 @@ static int64_t na_kernel_of_case(const attn_case *c, bool two_d)
                           pattern_is_causal(c->pattern));
 }
 
-/* F32 inputs as they are; bf16 ones widened into *wide (freed by the caller). */
-static lr_status na_input(lr_ctx *ctx, const lr_tensor *t, lr_tensor *wide, lr_tensor *use)
+lr_status input_f32(lr_ctx *ctx, const lr_tensor *t, lr_tensor *wide, lr_tensor *use)
 {
     *use = *t;
     if (t->dtype == LR_F32)
@@ -206,7 +205,7 @@ static lr_status na_run(lr_ctx *ctx, const attn_case *c, bool two_d, const lr_te
     const lr_tensor *src[3] = {q, k, v};
     lr_status s = LR_OK;
     for (int i = 0; i < 3 && s == LR_OK; i++)
-        s = na_input(ctx, src[i], &wide[i], &in[i]);
+        s = input_f32(ctx, src[i], &wide[i], &in[i]);
     for (int64_t b = 0; b < (two_d ? c->B : 1) && s == LR_OK; b++) {
         for (int64_t g = 0; g < G && s == LR_OK; g++) {
             lr_tensor qh = na_heads(&in[0], two_d, b, g, G, rows, cols);
