@@ -45,6 +45,9 @@ typedef struct {
     bool is_reference;       /* computes the reference itself: check skips comparing the two */
     int64_t max_len;         /* longest key length bench runs it at; 0: no limit */
     bool no_bias;            /* takes no bias or key padding: check skips the shapes with them */
+    /* The sparsity pattern is chosen from all queries (ProbSparse, MInference), so a row may
+     * change when later queries are added: check skips the causal prefix property. */
+    bool global_selection;
     double tolerance_f32, tolerance_bf16; /* largest relative error check accepts */
     attn_run_fn run;
     /* Rows [row0, row0 + n) of the exact result of the case, into out_rows [B, Hq, n, D]
