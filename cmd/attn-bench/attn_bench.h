@@ -45,22 +45,24 @@ typedef struct {
     bool is_reference;       /* computes the reference itself: check skips comparing the two */
     int64_t max_len;         /* longest key length bench runs it at; 0: no limit */
     bool no_bias;            /* takes no bias or key padding: check skips the shapes with them */
-    /* The sparsity pattern is chosen from all queries (ProbSparse, MInference), so a row may
-     * change when later queries are added: check skips the causal prefix property. */
-    bool global_selection;
+    /* Row i may change, at least in its last bits, when the sequence grows past i: the
+     * pattern is chosen from all queries (ProbSparse, MInference) or the FFT size follows the
+     * length (long convolution). check then skips the causal prefix property. */
+    bool no_prefix_property;
     double tolerance_f32, tolerance_bf16; /* largest relative error check accepts */
     attn_run_fn run;
     /* Rows [row0, row0 + n) of the exact result of the case, into out_rows [B, Hq, n, D]
      * (F32, contiguous). Callers ask for the last rows of any case and for the first rows of
      * a causal one; the exact result of an approximate kernel is the softmax attention it
-     * stands for. */
+     * stands for. NULL for operators that stand for no attention (long convolution,
+     * auto-correlation): bench then reports no error. */
     lr_status (*reference_rows)(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
                                 const lr_tensor *k, const lr_tensor *v, int64_t row0,
                                 lr_tensor *out_rows);
     /* The same rows of the kernel's own definition, for kernels that are not softmax
      * attention at all (the linear family): check compares with these, while bench's error
      * column still reports the distance from reference_rows. NULL: reference_rows is the
-     * definition. */
+     * definition; it must be set when reference_rows is NULL. */
     lr_status (*definition_rows)(lr_ctx *ctx, const attn_case *c, const lr_tensor *q,
                                  const lr_tensor *k, const lr_tensor *v, int64_t row0,
                                  lr_tensor *out_rows);
@@ -71,6 +73,8 @@ typedef struct {
  * are declared here. */
 extern const attn_kernel *const attn_kernels[];
 /* extra kernels: one line each */
+extern const attn_kernel attn_kernel_hyena;
+extern const attn_kernel attn_kernel_autocorr;
 const attn_kernel *kernel_find(const char *name);
 /* "flash, naive, window" into buf. */
 const char *kernel_names(char *buf, size_t size);

@@ -123,7 +123,7 @@ static int bench_case(const cli_args *args, const attn_options *opt, bench_resul
         size_t after = lr_peak_rss();
         r->extra_bytes = after > before ? (double)(after - before) : 0;
     }
-    if (s == LR_OK && opt->ref_rows > 0)
+    if (s == LR_OK && opt->ref_rows > 0 && r->kernel->reference_rows)
         s = measure_error(ctx, opt, r, &t);
     if (s != LR_OK) {
         char label[128];

@@ -233,7 +233,7 @@ static void check_kernel(checker *ck, const attn_kernel *k)
                 check_reference(ck, k, &shapes[si], (attn_pattern)p, dtypes[di]);
             check_threads(ck, k, (attn_pattern)p, dtypes[di]);
         }
-        if ((k->patterns & (1u << PATTERN_CAUSAL)) && !k->global_selection)
+        if ((k->patterns & (1u << PATTERN_CAUSAL)) && !k->no_prefix_property)
             check_prefix(ck, k, dtypes[di]);
     }
 }
