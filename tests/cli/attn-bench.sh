@@ -73,9 +73,10 @@ for kernel in flash naive window; do
     grep -q "^PASS	$kernel	" "$OUT" || fail_because "no checks of $kernel"
 done
 grep -q '	prefix 149	' "$OUT" || fail_because "no causal prefix check"
-for kernel in linear linear-norm linear-decay; do
+for kernel in linear linear-norm linear-decay hyena; do
     grep -q "^PASS	$kernel	causal	fp32	.*	reference	" "$OUT" || fail_because "no checks of $kernel"
 done
+grep -q "^PASS	autocorr	self	fp32	.*	reference	" "$OUT" || fail_because "no checks of autocorr"
 grep -q '	threads 1 vs 2	' "$OUT" || fail_because "no thread-count check"
 awk -F '\t' 'NF != 8 { bad = 1 } END { exit bad }' "$OUT" || fail_because "lines without 8 fields"
 end
