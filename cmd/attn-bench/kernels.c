@@ -564,6 +564,8 @@ const attn_kernel *const attn_kernels[] = {
     &attn_kernel_linear_norm,
     &attn_kernel_linear_decay,
     /* kernels of other files: one line each */
+    &attn_kernel_landmark,
+    &attn_kernel_landmark_topk,
     &attn_kernel_bra,
     &attn_kernel_probsparse,
     &attn_kernel_rat,
