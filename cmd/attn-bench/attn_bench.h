@@ -73,6 +73,8 @@ typedef struct {
  * are declared here. */
 extern const attn_kernel *const attn_kernels[];
 /* extra kernels: one line each */
+extern const attn_kernel attn_kernel_vertical_slash;
+extern const attn_kernel attn_kernel_block_sparse;
 extern const attn_kernel attn_kernel_landmark;
 extern const attn_kernel attn_kernel_landmark_topk;
 extern const attn_kernel attn_kernel_bra;

@@ -564,6 +564,8 @@ const attn_kernel *const attn_kernels[] = {
     &attn_kernel_linear_norm,
     &attn_kernel_linear_decay,
     /* kernels of other files: one line each */
+    &attn_kernel_vertical_slash,
+    &attn_kernel_block_sparse,
     &attn_kernel_landmark,
     &attn_kernel_landmark_topk,
     &attn_kernel_bra,
