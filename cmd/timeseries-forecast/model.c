@@ -10,7 +10,6 @@ lr_status ts_model_open(lr_ctx *ctx, const lr_model *file, ts_model **out)
         lr_status (*open)(lr_ctx *, const lr_model *, ts_model **);
     } archs[] = {
         {"seasonal-autocorr", seasonal_model_open},
-        {"informer", informer_model_open},
     };
     const char *arch = lr_model_meta(file, "arch");
     for (size_t i = 0; arch && i < sizeof archs / sizeof archs[0]; i++)
