@@ -82,6 +82,12 @@ typedef struct text_chunk {
     char data[];
 } text_chunk;
 
+typedef struct widened_tensor {
+    struct widened_tensor *next;
+    const lr_model_tensor *of;
+    float data[];
+} widened_tensor;
+
 struct lr_model {
     char *path;
     model_file *files;
@@ -96,6 +102,7 @@ struct lr_model {
     char *config_text;
     lr_json_doc *config;
     text_chunk *texts;
+    widened_tensor *widened; /* F32 copies made by lr_model_get_f32, freed at close */
 };
 
 /* Names and values come from the file: control characters would break the one-line
@@ -913,6 +920,11 @@ void lr_model_close(lr_model *m)
         free(m->texts);
         m->texts = next;
     }
+    while (m->widened) {
+        widened_tensor *next = m->widened->next;
+        free(m->widened);
+        m->widened = next;
+    }
     free(m->path);
     free(m);
 }
@@ -1036,6 +1048,39 @@ lr_status lr_model_get(lr_ctx *ctx, const lr_model *m, const char *name, lr_dtyp
     }
     /* The mapping is read-only: lr_tensor has no const data, but weights must not be written. */
     *out = lr_tensor_from((void *)t->data, dtype, ndim, t->shape);
+    return LR_OK;
+}
+
+lr_status lr_model_get_f32(lr_ctx *ctx, const lr_model *m, const char *name, int ndim,
+                           const int64_t *shape, lr_tensor *out)
+{
+    const lr_model_tensor *t = lr_model_find(m, name);
+    lr_dtype stored = t && (t->dtype == LR_F16 || t->dtype == LR_BF16) ? (lr_dtype)t->dtype : LR_F32;
+    lr_tensor in;
+    lr_status s = lr_model_get(ctx, m, name, stored, ndim, shape, &in);
+    if (s != LR_OK || stored == LR_F32) {
+        *out = in;
+        return s;
+    }
+    /* Widened once; a second request for the tensor gets the same copy. */
+    lr_model *owner = (lr_model *)m;
+    widened_tensor *w = owner->widened;
+    while (w && w->of != t)
+        w = w->next;
+    if (!w) {
+        size_t n = (size_t)lr_tensor_numel(&in);
+        if (n > (SIZE_MAX - sizeof *w) / sizeof(float) || !(w = malloc(sizeof *w + n * sizeof(float))))
+            return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory widening tensor '%s'", m->path, name);
+        w->of = t;
+        lr_tensor wide = lr_tensor_from(w->data, LR_F32, in.ndim, in.shape);
+        if ((s = lr_tensor_copy(ctx, &in, &wide)) != LR_OK) {
+            free(w);
+            return s;
+        }
+        w->next = owner->widened;
+        owner->widened = w;
+    }
+    *out = lr_tensor_from(w->data, LR_F32, in.ndim, in.shape);
     return LR_OK;
 }
 

@@ -505,6 +505,48 @@ static void test_not_regular_file(void)
     rmdir(dir);
 }
 
+/* F16 and BF16 weights come out of lr_model_get_f32 widened, once; F32 ones in place; the
+ * usual checks still name the tensor. */
+static void test_get_f32_widens(void)
+{
+    char dir[256];
+    REQUIRE(make_temp_dir(dir, sizeof dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/half.safetensors", dir);
+    float w[2] = {1.25f, -7};
+    uint16_t half[3] = {lr_f32_to_f16(0.5f), lr_f32_to_f16(-1), lr_f32_to_f16(65504)};
+    uint16_t bf[2] = {lr_f32_to_bf16(1.5f), lr_f32_to_bf16(-3)};
+    int32_t ids[1] = {4};
+    int64_t s3[] = {3}, s2[] = {2}, s1[] = {1};
+    lr_named_tensor tensors[] = {
+        {"w", lr_tensor_from(w, LR_F32, 1, s2)},
+        {"half", lr_tensor_from(half, LR_F16, 1, s3)},
+        {"bf", lr_tensor_from(bf, LR_BF16, 1, s2)},
+        {"ids", lr_tensor_from(ids, LR_I32, 1, s1)},
+    };
+    REQUIRE(lr_safetensors_write(ctx, path, NULL, tensors, 4) == LR_OK);
+    lr_model *m = NULL;
+    REQUIRE(lr_model_open(ctx, path, &m) == LR_OK);
+    lr_tensor t, again;
+    CHECK(lr_model_get_f32(ctx, m, "w", 1, s2, &t) == LR_OK);
+    CHECK(t.dtype == LR_F32 && ((float *)t.data)[0] == 1.25f && ((float *)t.data)[1] == -7);
+    CHECK(lr_model_get_f32(ctx, m, "half", 1, s3, &t) == LR_OK);
+    CHECK(t.dtype == LR_F32 && ((float *)t.data)[0] == 0.5f && ((float *)t.data)[1] == -1 &&
+          ((float *)t.data)[2] == 65504);
+    CHECK(lr_model_get_f32(ctx, m, "half", 1, NULL, &again) == LR_OK);
+    CHECK(again.data == t.data); /* widened once */
+    CHECK(lr_model_get_f32(ctx, m, "bf", 1, s2, &t) == LR_OK);
+    CHECK(((float *)t.data)[0] == 1.5f && ((float *)t.data)[1] == -3);
+    CHECK(lr_model_get_f32(ctx, m, "half", 1, s2, &t) == LR_ERR_MODEL);
+    CHECK(strstr(lr_ctx_last_error(ctx), "tensor 'half': expected shape [2], found [3]") != NULL);
+    CHECK(lr_model_get_f32(ctx, m, "ids", 1, s1, &t) == LR_ERR_MODEL);
+    CHECK(strstr(lr_ctx_last_error(ctx), "expected dtype F32, found I32") != NULL);
+    CHECK(lr_model_get_f32(ctx, m, "absent", 1, s1, &t) == LR_ERR_MODEL);
+    lr_model_close(m);
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     lr_ctx_params p = lr_ctx_default_params();
@@ -522,6 +564,7 @@ int main(void)
     RUN(test_hf_sharded);
     RUN(test_write_round_trip);
     RUN(test_not_regular_file);
+    RUN(test_get_f32_widens);
     lr_ctx_destroy(ctx);
     return CHECK_DONE();
 }

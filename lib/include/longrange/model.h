@@ -76,6 +76,12 @@ const lr_model_tensor *lr_model_find(const lr_model *m, const char *name);
 lr_status lr_model_get(lr_ctx *ctx, const lr_model *m, const char *name, lr_dtype dtype, int ndim,
                        const int64_t *shape, lr_tensor *out);
 
+/* As lr_model_get with dtype F32, but an F16 or BF16 tensor is also accepted: it is widened
+ * once into memory the model owns (freed by lr_model_close), so weights may be shipped at
+ * half the size. Not thread-safe: get the tensors when the model is opened. */
+lr_status lr_model_get_f32(lr_ctx *ctx, const lr_model *m, const char *name, int ndim,
+                           const int64_t *shape, lr_tensor *out);
+
 /* Writes a safetensors file (to a temporary beside `path`, renamed on success).
  * meta: NULL or pairs {key, value, key, value, ..., NULL}; tensors must be contiguous.
  * The header is padded to a multiple of 8 and the data ordered by decreasing element size,
