@@ -46,6 +46,7 @@ void ts_model_destroy(ts_model *m);
 
 /* The implementations. */
 lr_status seasonal_model_open(lr_ctx *ctx, const lr_model *file, ts_model **out);
+lr_status autoformer_model_open(lr_ctx *ctx, const lr_model *file, ts_model **out);
 lr_status informer_model_open(lr_ctx *ctx, const lr_model *file, ts_model **out);
 
 #endif

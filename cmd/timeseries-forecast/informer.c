@@ -499,7 +499,7 @@ static const float *get(loader *ld, int ndim, int64_t d0, int64_t d1, int64_t d2
     va_end(ap);
     const int64_t shape[3] = {d0, d1, d2};
     lr_tensor t;
-    ld->s = lr_model_get(ld->ctx, ld->file, name, LR_F32, ndim, shape, &t);
+    ld->s = lr_model_get_f32(ld->ctx, ld->file, name, ndim, shape, &t);
     return ld->s == LR_OK ? t.data : NULL;
 }
 
