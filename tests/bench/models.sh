@@ -1,0 +1,60 @@
+#!/bin/sh
+# make bench: the programs' models against their PyTorch references (/usr/bin/python3 with
+# Debian's python3-torch), same machine, same run, same thread count. Markdown on stdout.
+#   dna-embed: HyenaDNA (d_model 128, 2 layers, random weights) tokens/s at 1k and 32k,
+#     many records per run as a genome file has them (the filters of a length are built once).
+#   timeseries-forecast: Autoformer (models/autoformer-etth1-96.safetensors) windows/s on the
+#     first 256 test windows of ETTh1 (when ../shared/data is there).
+# Knobs: BIN (default bin), BENCH_THREADS (default 2).
+set -eu
+BIN=${BIN:-bin}
+THREADS=${BENCH_THREADS:-2}
+PYTHON=/usr/bin/python3
+ETTH1=../shared/data/timeseries/ETDataset/ETTh1.csv
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/models-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+    echo "models.sh: $PYTHON with torch is missing: no model benchmarks" >&2
+    exit 0
+fi
+
+now() { date +%s.%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else printf "-" }'; }
+
+echo "## dna-embed: HyenaDNA forward, tokens/s ($THREADS threads)"
+echo
+"$PYTHON" tools/hyenadna_torch.py bench-model --d 128 --layers 2 --max-len 32768 "$tmp/hyena" >/dev/null
+echo "| L | records | dna-embed tokens/s | PyTorch tokens/s | ours/PyTorch |"
+echo "|--:|--:|--:|--:|--:|"
+for spec in 1024:32 32768:4; do
+    L=${spec%%:*}
+    records=${spec##*:}
+    awk -v L="$L" -v n="$records" 'BEGIN { srand(7); for (r = 0; r < n; r++) { printf ">r%d\n", r
+        for (i = 0; i < L; i++) printf "%s", substr("ACGT", int(rand() * 4) + 1, 1); printf "\n" } }' >"$tmp/in.fa"
+    start=$(now)
+    "$BIN/dna-embed" -j "$THREADS" -m "$tmp/hyena" -o "$tmp/out.tsv" "$tmp/in.fa"
+    end=$(now)
+    ours=$(awk -v s="$start" -v e="$end" -v t=$((L * records)) 'BEGIN { printf "%.0f", t / (e - s) }')
+    theirs=$("$PYTHON" tools/hyenadna_torch.py bench --d 128 --layers 2 -L "$L" --threads "$THREADS" --reps 2 |
+        sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' | tail -1)
+    echo "| $L | $records | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+done
+
+MODEL=models/autoformer-etth1-96.safetensors
+if [ -f "$ETTH1" ] && [ -f "$MODEL" ]; then
+    echo
+    echo "## timeseries-forecast: Autoformer on ETTh1, windows/s ($THREADS threads, first 256 test windows)"
+    echo
+    start=$(now)
+    "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 --train-until '2017-06-26 00:00:00' \
+        --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' -o "$tmp/eval.csv" "$ETTH1"
+    end=$(now)
+    ours=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", 256 / (e - s) }')
+    theirs=$("$PYTHON" tools/autoformer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1" 2>/dev/null |
+        sed -n 's/.* = \([0-9.]*\) windows\/s.*/\1/p' | tail -1)
+    echo "| timeseries-forecast windows/s | PyTorch windows/s (batch 32) | ours/PyTorch |"
+    echo "|--:|--:|--:|"
+    echo "| $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+fi
