@@ -480,13 +480,6 @@ typedef struct {
     size_t qt, s, p, o, m, l, alpha, colmax, lo, hi, kf, vf, total;
 } scratch_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     const lr_attn_kernel *kern;
     lr_ctx *ctx;
@@ -738,18 +731,18 @@ static scratch_plan plan_scratch(const attn_job *job)
     scratch_plan s;
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
     size_t D = (size_t)job->d.D, Dv = (size_t)job->d.Dv, ldo = (size_t)job->ldo;
-    s.qt = take(&at, (D + 1) * br * f);
-    s.s = take(&at, bk * br * f);
-    s.p = take(&at, job->kern->bf16 ? (bk / 2) * br * 4 : 0);
-    s.o = take(&at, br * ldo * f);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.lo = take(&at, bk * sizeof(int32_t));
-    s.hi = take(&at, bk * sizeof(int32_t));
-    s.kf = take(&at, job->convert_kv ? bk * D * f : 0);
-    s.vf = take(&at, job->convert_kv ? bk * Dv * f : job->kern->bf16 ? (bk / 2) * ldo * 4 : 0);
+    s.qt = lr_scratch_take(&at, (D + 1) * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.p = lr_scratch_take(&at, job->kern->bf16 ? (bk / 2) * br * 4 : 0);
+    s.o = lr_scratch_take(&at, br * ldo * f);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hi = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.kf = lr_scratch_take(&at, job->convert_kv ? bk * D * f : 0);
+    s.vf = lr_scratch_take(&at, job->convert_kv ? bk * Dv * f : job->kern->bf16 ? (bk / 2) * ldo * 4 : 0);
     s.total = at;
     return s;
 }

@@ -95,24 +95,6 @@ static void load_row(const char *row, lr_dtype dtype, int64_t c0, int64_t n, flo
         dst[e] = element(row, dtype, c0 + e);
 }
 
-static lr_status check_tensor(lr_ctx *ctx, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "bra: %s is missing", name);
-    if (t->ndim != 4)
-        return lr_fail(ctx, LR_ERR_ARG, "bra: %s must be %s, got %d dimensions", name, layout, t->ndim);
-    if (lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "bra: %s has an invalid shape %s", name,
-                       lr_shape_str(4, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "bra: the last dimension of %s must be contiguous (stride %lld)", name,
-                       (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "bra: %s has no data", name);
-    return LR_OK;
-}
-
 static bool same_image(const lr_tensor *a, const lr_tensor *b)
 {
     return a->shape[0] == b->shape[0] && a->shape[1] == b->shape[1] && a->shape[2] == b->shape[2];
@@ -123,10 +105,10 @@ static lr_status make_problem(lr_ctx *ctx, const lr_bra_params *p, const lr_tens
 {
     char a[128], b[128], c[128], e[128];
     lr_status s;
-    if ((s = check_tensor(ctx, "q", q, "[B, Hgt, Wid, Cqk]")) != LR_OK ||
-        (s = check_tensor(ctx, "k", k, "[B, Hgt, Wid, Cqk]")) != LR_OK ||
-        (s = check_tensor(ctx, "v", v, "[B, Hgt, Wid, Cv]")) != LR_OK ||
-        (s = check_tensor(ctx, "out", out, "[B, Hgt, Wid, Cv]")) != LR_OK)
+    if ((s = lr_check_tensor4(ctx, "bra", "q", q, "[B, Hgt, Wid, Cqk]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "bra", "k", k, "[B, Hgt, Wid, Cqk]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "bra", "v", v, "[B, Hgt, Wid, Cv]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "bra", "out", out, "[B, Hgt, Wid, Cv]", -1)) != LR_OK)
         return s;
     if (q->dtype != LR_F32 && q->dtype != LR_BF16)
         return lr_fail(ctx, LR_ERR_ARG, "bra: q must be f32 or bf16, got %s", lr_dtype_name(q->dtype));
@@ -358,13 +340,6 @@ typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, qrow, total;
 } scratch_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     lr_ctx *ctx;
     const bra_problem *pr;
@@ -439,14 +414,14 @@ static scratch_plan plan_scratch(const attn_job *job)
     scratch_plan s;
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
     size_t d = (size_t)job->pr->d;
-    s.qt = take(&at, (d + 1) * br * f);
-    s.s = take(&at, bk * br * f);
-    s.o = take(&at, br * (size_t)job->ldo * f);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.qrow = take(&at, d * f);
+    s.qt = lr_scratch_take(&at, (d + 1) * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.o = lr_scratch_take(&at, br * (size_t)job->ldo * f);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.qrow = lr_scratch_take(&at, d * f);
     s.total = at;
     return s;
 }

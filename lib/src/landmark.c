@@ -71,37 +71,16 @@ static const float *view_at(const lm_view *t, int64_t b, int64_t h, int64_t pos)
 
 static bool is_landmark(int64_t j, int64_t s) { return (j + 1) % s == 0; }
 
-static lr_status check_tensor(lr_ctx *ctx, const char *op, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s is missing", op, name);
-    if (t->ndim != 4)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be %s, got shape %s", op, name, layout,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->dtype != LR_F32)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be f32, got %s", op, name, lr_dtype_name(t->dtype));
-    if (lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has an invalid shape %s", op, name,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: the last dimension of %s must be contiguous (stride %lld)", op, name,
-                       (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has no data", op, name);
-    return LR_OK;
-}
-
 static lr_status make_problem(lr_ctx *ctx, bool retrieval, const lr_landmark_params *p, const lr_tensor *q,
                               const lr_tensor *k, const lr_tensor *v, const lr_tensor *out, lm_problem *pr)
 {
     const char *op = retrieval ? "landmark retrieval" : "landmark attention";
     char a[128], b[128], c[128], e[128];
     lr_status s;
-    if ((s = check_tensor(ctx, op, "q", q, "[B, Hq, Lq, D]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "k", k, "[B, Hkv, Lk, D]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "v", v, "[B, Hkv, Lk, Dv]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "out", out, "[B, Hq, Lq, Dv]")) != LR_OK)
+    if ((s = lr_check_tensor4(ctx, op, "q", q, "[B, Hq, Lq, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "k", k, "[B, Hkv, Lk, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "v", v, "[B, Hkv, Lk, Dv]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "out", out, "[B, Hq, Lq, Dv]", LR_F32)) != LR_OK)
         return s;
     bool ok = k->shape[0] == q->shape[0] && v->shape[0] == q->shape[0] && out->shape[0] == q->shape[0] &&
               v->shape[1] == k->shape[1] && out->shape[1] == q->shape[1] && v->shape[2] == k->shape[2] &&
@@ -303,13 +282,6 @@ typedef struct {
     size_t sel_score, sel_idx, sel_n, sel_worst, row_s, row_u; /* retrieval */
     size_t total;
 } scratch_plan;
-
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
 
 typedef struct {
     lr_ctx *ctx;
@@ -730,30 +702,30 @@ static scratch_plan plan_scratch(const lm_job *job)
     memset(&s, 0, sizeof s);
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
     size_t o_bytes = br * (size_t)job->ldo * f;
-    s.qt = take(&at, (size_t)job->pr->D * br * f);
-    s.s = take(&at, bk * br * f);
-    s.o = take(&at, o_bytes);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.lo = take(&at, bk * sizeof(int32_t));
-    s.hi = take(&at, bk * sizeof(int32_t));
+    s.qt = lr_scratch_take(&at, (size_t)job->pr->D * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.o = lr_scratch_take(&at, o_bytes);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hi = lr_scratch_take(&at, bk * sizeof(int32_t));
     if (!job->retrieval) {
-        s.ob = take(&at, o_bytes);
-        s.mb = take(&at, br * f);
-        s.lb = take(&at, br * f);
-        s.alphab = take(&at, br * f);
-        s.lms = take(&at, br * f);
-        s.colmax2 = take(&at, br * f);
+        s.ob = lr_scratch_take(&at, o_bytes);
+        s.mb = lr_scratch_take(&at, br * f);
+        s.lb = lr_scratch_take(&at, br * f);
+        s.alphab = lr_scratch_take(&at, br * f);
+        s.lms = lr_scratch_take(&at, br * f);
+        s.colmax2 = lr_scratch_take(&at, br * f);
     } else {
         size_t kcap = (size_t)job->kcap;
-        s.sel_score = take(&at, br * kcap * f);
-        s.sel_idx = take(&at, br * kcap * sizeof(int64_t));
-        s.sel_n = take(&at, br * sizeof(int64_t));
-        s.sel_worst = take(&at, br * sizeof(int64_t));
-        s.row_s = take(&at, (size_t)job->pr->s * f);
-        s.row_u = take(&at, (size_t)job->pr->Dv * f);
+        s.sel_score = lr_scratch_take(&at, br * kcap * f);
+        s.sel_idx = lr_scratch_take(&at, br * kcap * sizeof(int64_t));
+        s.sel_n = lr_scratch_take(&at, br * sizeof(int64_t));
+        s.sel_worst = lr_scratch_take(&at, br * sizeof(int64_t));
+        s.row_s = lr_scratch_take(&at, (size_t)job->pr->s * f);
+        s.row_u = lr_scratch_take(&at, (size_t)job->pr->Dv * f);
     }
     s.total = at;
     return s;

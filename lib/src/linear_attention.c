@@ -50,22 +50,6 @@ typedef struct {
     const lr_tensor *gamma, *gates;
 } linattn_conf;
 
-static lr_status check_tensor(lr_ctx *ctx, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "linear attention: %s is missing", name);
-    if (t->ndim != 4 || lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "linear attention: %s must be %s, got shape %s", name, layout,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "linear attention: the last dimension of %s must be contiguous (stride %lld)",
-                       name, (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "linear attention: %s has no data", name);
-    return LR_OK;
-}
-
 static bool shape_is(const lr_tensor *t, int64_t a, int64_t b, int64_t c, int64_t d)
 {
     return t->shape[0] == a && t->shape[1] == b && t->shape[2] == c && t->shape[3] == d;
@@ -94,7 +78,7 @@ static lr_status check_decay(lr_ctx *ctx, const linattn_conf *c, const linattn_d
         }
         return LR_OK;
     }
-    lr_status s = check_tensor(ctx, "gates", c->gates, "[B, Hkv, Lk, D]");
+    lr_status s = lr_check_tensor4(ctx, "linear attention", "gates", c->gates, "[B, Hkv, Lk, D]", -1);
     if (s != LR_OK)
         return s;
     if (c->gates->dtype != dtype || !shape_is(c->gates, d->B, d->Hkv, d->Lk, d->D))
@@ -112,10 +96,10 @@ static lr_status check_args(lr_ctx *ctx, const lr_linattn_params *p, const lr_te
     if (!p)
         p = &defaults;
     lr_status s;
-    if ((s = check_tensor(ctx, "q", q, "[B, H, Lq, D]")) != LR_OK ||
-        (s = check_tensor(ctx, "k", k, "[B, Hkv, Lk, D]")) != LR_OK ||
-        (s = check_tensor(ctx, "v", v, "[B, Hkv, Lk, Dv]")) != LR_OK ||
-        (s = check_tensor(ctx, "out", out, "[B, H, Lq, Dv]")) != LR_OK)
+    if ((s = lr_check_tensor4(ctx, "linear attention", "q", q, "[B, H, Lq, D]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "linear attention", "k", k, "[B, Hkv, Lk, D]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "linear attention", "v", v, "[B, Hkv, Lk, Dv]", -1)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "linear attention", "out", out, "[B, H, Lq, Dv]", -1)) != LR_OK)
         return s;
     if (q->dtype != LR_F32 && q->dtype != LR_BF16)
         return lr_fail(ctx, LR_ERR_ARG, "linear attention: q, k, v must be f32 or bf16, got %s",

@@ -350,13 +350,6 @@ typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi, wl, kl, total;
 } vs_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     lr_ctx *ctx;
     const vs_problem *pr;
@@ -565,17 +558,17 @@ lr_status lr_vertical_slash_attention(lr_ctx *ctx, const lr_vs_params *p, const 
     job.tiles = ceil_div(d->Lq, job.br);
     vs_plan *pl = &job.plan;
     size_t at = 0, br = (size_t)job.br, bk = (size_t)job.bk, f = sizeof(float);
-    pl->qt = take(&at, (size_t)d->D * br * f);
-    pl->s = take(&at, bk * br * f);
-    pl->o = take(&at, br * (size_t)job.ldo * f);
-    pl->m = take(&at, br * f);
-    pl->l = take(&at, br * f);
-    pl->alpha = take(&at, br * f);
-    pl->colmax = take(&at, br * f);
-    pl->lo = take(&at, bk * sizeof(int32_t));
-    pl->hi = take(&at, bk * sizeof(int32_t));
-    pl->wl = take(&at, bk * f);
-    pl->kl = take(&at, bk * sizeof(int64_t));
+    pl->qt = lr_scratch_take(&at, (size_t)d->D * br * f);
+    pl->s = lr_scratch_take(&at, bk * br * f);
+    pl->o = lr_scratch_take(&at, br * (size_t)job.ldo * f);
+    pl->m = lr_scratch_take(&at, br * f);
+    pl->l = lr_scratch_take(&at, br * f);
+    pl->alpha = lr_scratch_take(&at, br * f);
+    pl->colmax = lr_scratch_take(&at, br * f);
+    pl->lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    pl->hi = lr_scratch_take(&at, bk * sizeof(int32_t));
+    pl->wl = lr_scratch_take(&at, bk * f);
+    pl->kl = lr_scratch_take(&at, bk * sizeof(int64_t));
     pl->total = at;
     /* One query head's vertical rows, gathered once for all its tiles: heads go one at a
      * time, their tiles in parallel. */

@@ -146,27 +146,6 @@ static const float *view_at(const na_view *t, int64_t b, int64_t h, int64_t y, i
     return t->data + b * t->sb + h * t->sh + y * t->sy + x * t->sx;
 }
 
-static lr_status check_tensor(lr_ctx *ctx, const char *op, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s is missing", op, name);
-    if (t->ndim != 4)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be %s, got shape %s", op, name, layout,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->dtype != LR_F32)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be f32, got %s", op, name, lr_dtype_name(t->dtype));
-    if (lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has an invalid shape %s", op, name,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: the last dimension of %s must be contiguous (stride %lld)", op, name,
-                       (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has no data", op, name);
-    return LR_OK;
-}
-
 static bool same_leading(const lr_tensor *a, const lr_tensor *b)
 {
     return a->shape[0] == b->shape[0] && a->shape[1] == b->shape[1] && a->shape[2] == b->shape[2];
@@ -192,9 +171,10 @@ static lr_status make_problem(lr_ctx *ctx, bool two_d, const lr_na_params *p, co
     const char *vo_layout = two_d ? "[H, Hgt, Wid, Dv]" : "[B, H, L, Dv]";
     char a[128], b[128], c[128], e[128];
     lr_status s;
-    if ((s = check_tensor(ctx, op, "q", q, qk_layout)) != LR_OK || (s = check_tensor(ctx, op, "k", k, qk_layout)) != LR_OK ||
-        (s = check_tensor(ctx, op, "v", v, vo_layout)) != LR_OK ||
-        (s = check_tensor(ctx, op, "out", out, vo_layout)) != LR_OK)
+    if ((s = lr_check_tensor4(ctx, op, "q", q, qk_layout, LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "k", k, qk_layout, LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "v", v, vo_layout, LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "out", out, vo_layout, LR_F32)) != LR_OK)
         return s;
     if (!same_leading(q, k) || k->shape[3] != q->shape[3] || !same_leading(q, v) || !same_leading(q, out) ||
         out->shape[3] != v->shape[3])
@@ -371,13 +351,6 @@ typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi, total;
 } scratch_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     lr_ctx *ctx;
     const na_problem *pr;
@@ -516,15 +489,15 @@ static scratch_plan plan_scratch(const na_job *job)
 {
     scratch_plan s;
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
-    s.qt = take(&at, (size_t)job->pr->D * br * f);
-    s.s = take(&at, bk * br * f);
-    s.o = take(&at, br * (size_t)job->ldo * f);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.lo = take(&at, bk * sizeof(int32_t));
-    s.hi = take(&at, bk * sizeof(int32_t));
+    s.qt = lr_scratch_take(&at, (size_t)job->pr->D * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.o = lr_scratch_take(&at, br * (size_t)job->ldo * f);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hi = lr_scratch_take(&at, bk * sizeof(int32_t));
     s.total = at;
     return s;
 }

@@ -106,36 +106,15 @@ static int64_t sample_at(const ps_problem *pr, int64_t i, int64_t j)
     return draw_index(pr->seed, (uint64_t)(i * pr->U + j), pr->Lk);
 }
 
-static lr_status check_tensor(lr_ctx *ctx, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: %s is missing", name);
-    if (t->ndim != 4)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: %s must be %s, got shape %s", name, layout,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->dtype != LR_F32)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: %s must be f32, got %s", name, lr_dtype_name(t->dtype));
-    if (lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: %s has an invalid shape %s", name,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: the last dimension of %s must be contiguous (stride %lld)",
-                       name, (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "probsparse: %s has no data", name);
-    return LR_OK;
-}
-
 static lr_status make_problem(lr_ctx *ctx, const lr_probsparse_params *p, const lr_tensor *q, const lr_tensor *k,
                               const lr_tensor *v, const lr_tensor *out, ps_problem *pr)
 {
     char a[128], b[128], c[128], e[128];
     lr_status s;
-    if ((s = check_tensor(ctx, "q", q, "[B, Hq, Lq, D]")) != LR_OK ||
-        (s = check_tensor(ctx, "k", k, "[B, Hkv, Lk, D]")) != LR_OK ||
-        (s = check_tensor(ctx, "v", v, "[B, Hkv, Lk, Dv]")) != LR_OK ||
-        (s = check_tensor(ctx, "out", out, "[B, Hq, Lq, Dv]")) != LR_OK)
+    if ((s = lr_check_tensor4(ctx, "probsparse", "q", q, "[B, Hq, Lq, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "probsparse", "k", k, "[B, Hkv, Lk, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "probsparse", "v", v, "[B, Hkv, Lk, Dv]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, "probsparse", "out", out, "[B, Hq, Lq, Dv]", LR_F32)) != LR_OK)
         return s;
     bool ok = k->shape[0] == q->shape[0] && v->shape[0] == q->shape[0] && out->shape[0] == q->shape[0] &&
               v->shape[1] == k->shape[1] && out->shape[1] == q->shape[1] && v->shape[2] == k->shape[2] &&
@@ -492,13 +471,6 @@ typedef struct {
     size_t heap, chosen, rows, acc, qt, s, o, m, l, alpha, colmax, lo, hi, total;
 } scratch_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     lr_ctx *ctx;
     const ps_problem *pr;
@@ -514,19 +486,19 @@ static scratch_plan plan_scratch(const ps_job *job)
     const ps_problem *pr = job->pr;
     scratch_plan s;
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
-    s.heap = take(&at, (size_t)pr->u * sizeof(ranked));
-    s.chosen = take(&at, (size_t)pr->Lq);
-    s.rows = take(&at, (size_t)pr->u * sizeof(int64_t));
-    s.acc = take(&at, (size_t)pr->Dv * sizeof(double));
-    s.qt = take(&at, (size_t)pr->D * br * f);
-    s.s = take(&at, bk * br * f);
-    s.o = take(&at, br * (size_t)job->ldo * f);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.lo = take(&at, bk * sizeof(int32_t));
-    s.hi = take(&at, bk * sizeof(int32_t));
+    s.heap = lr_scratch_take(&at, (size_t)pr->u * sizeof(ranked));
+    s.chosen = lr_scratch_take(&at, (size_t)pr->Lq);
+    s.rows = lr_scratch_take(&at, (size_t)pr->u * sizeof(int64_t));
+    s.acc = lr_scratch_take(&at, (size_t)pr->Dv * sizeof(double));
+    s.qt = lr_scratch_take(&at, (size_t)pr->D * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.o = lr_scratch_take(&at, br * (size_t)job->ldo * f);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hi = lr_scratch_take(&at, bk * sizeof(int32_t));
     s.total = at;
     return s;
 }

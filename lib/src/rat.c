@@ -68,27 +68,6 @@ static rat_view view_of(const lr_tensor *t)
     return (rat_view){t->data, t->stride[0], t->stride[1], t->stride[2]};
 }
 
-static lr_status check_tensor(lr_ctx *ctx, const char *op, const char *name, const lr_tensor *t, const char *layout)
-{
-    char buf[128];
-    if (!t)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s is missing", op, name);
-    if (t->ndim != 4)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be %s, got shape %s", op, name, layout,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->dtype != LR_F32)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be f32, got %s", op, name, lr_dtype_name(t->dtype));
-    if (lr_tensor_numel(t) < 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has an invalid shape %s", op, name,
-                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
-    if (t->shape[3] > 1 && t->stride[3] != 1)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: the last dimension of %s must be contiguous (stride %lld)", op, name,
-                       (long long)t->stride[3]);
-    if (!t->data && lr_tensor_numel(t) > 0)
-        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has no data", op, name);
-    return LR_OK;
-}
-
 static bool shape_is(const lr_tensor *t, int64_t a, int64_t b, int64_t c, int64_t d)
 {
     return t->shape[0] == a && t->shape[1] == b && t->shape[2] == c && t->shape[3] == d;
@@ -100,12 +79,12 @@ static lr_status make_problem(lr_ctx *ctx, const char *op, const lr_rat_params *
 {
     char a[128], b[128], c[128], d[128], e[128];
     lr_status s;
-    if ((s = check_tensor(ctx, op, "q", q, "[B, H, L, D]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "k", k, "[B, Hkv, L, D]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "v", v, "[B, Hkv, L, Dv]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "gates", gates, "[B, H, L, D]")) != LR_OK ||
-        (s = check_tensor(ctx, op, "out", out, "[B, H, L, Dv]")) != LR_OK ||
-        (p->value_gates && (s = check_tensor(ctx, op, "value_gates", p->value_gates, "[B, H, L, Dv]")) != LR_OK))
+    if ((s = lr_check_tensor4(ctx, op, "q", q, "[B, H, L, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "k", k, "[B, Hkv, L, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "v", v, "[B, Hkv, L, Dv]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "gates", gates, "[B, H, L, D]", LR_F32)) != LR_OK ||
+        (s = lr_check_tensor4(ctx, op, "out", out, "[B, H, L, Dv]", LR_F32)) != LR_OK ||
+        (p->value_gates && (s = lr_check_tensor4(ctx, op, "value_gates", p->value_gates, "[B, H, L, Dv]", LR_F32)) != LR_OK))
         return s;
     int64_t B = q->shape[0], H = q->shape[1], L = q->shape[2], D = q->shape[3];
     int64_t Hkv = k->shape[1], Dv = v->shape[3];
@@ -359,13 +338,6 @@ typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi, hk, hv, cs, sn, tmp, total;
 } scratch_plan;
 
-static size_t take(size_t *at, size_t bytes)
-{
-    size_t start = *at;
-    *at += (bytes + 63) & ~(size_t)63;
-    return start;
-}
-
 typedef struct {
     lr_ctx *ctx;
     const rat_problem *pr;
@@ -545,20 +517,20 @@ static scratch_plan plan_scratch(const rat_job *job)
     scratch_plan s;
     size_t at = 0, br = (size_t)job->br, bk = (size_t)job->bk, f = sizeof(float);
     size_t D = (size_t)job->pr->D, Dv = (size_t)job->pr->Dv;
-    s.qt = take(&at, D * br * f);
-    s.s = take(&at, bk * br * f);
-    s.o = take(&at, br * (size_t)job->ldo * f);
-    s.m = take(&at, br * f);
-    s.l = take(&at, br * f);
-    s.alpha = take(&at, br * f);
-    s.colmax = take(&at, br * f);
-    s.lo = take(&at, bk * sizeof(int32_t));
-    s.hi = take(&at, bk * sizeof(int32_t));
-    s.hk = take(&at, D * f);
-    s.hv = take(&at, Dv * f);
-    s.cs = take(&at, (D / 2 + 1) * f);
-    s.sn = take(&at, (D / 2 + 1) * f);
-    s.tmp = take(&at, D * f);
+    s.qt = lr_scratch_take(&at, D * br * f);
+    s.s = lr_scratch_take(&at, bk * br * f);
+    s.o = lr_scratch_take(&at, br * (size_t)job->ldo * f);
+    s.m = lr_scratch_take(&at, br * f);
+    s.l = lr_scratch_take(&at, br * f);
+    s.alpha = lr_scratch_take(&at, br * f);
+    s.colmax = lr_scratch_take(&at, br * f);
+    s.lo = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hi = lr_scratch_take(&at, bk * sizeof(int32_t));
+    s.hk = lr_scratch_take(&at, D * f);
+    s.hv = lr_scratch_take(&at, Dv * f);
+    s.cs = lr_scratch_take(&at, (D / 2 + 1) * f);
+    s.sn = lr_scratch_take(&at, (D / 2 + 1) * f);
+    s.tmp = lr_scratch_take(&at, D * f);
     s.total = at;
     return s;
 }

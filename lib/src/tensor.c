@@ -308,3 +308,26 @@ const char *lr_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
         snprintf(buf + pos, size - pos, "]");
     return buf;
 }
+
+lr_status lr_check_tensor4(lr_ctx *ctx, const char *op, const char *name, const lr_tensor *t,
+                           const char *layout, int dtype)
+{
+    char buf[128];
+    if (!t)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: %s is missing", op, name);
+    if (t->ndim != 4)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be %s, got shape %s", op, name, layout,
+                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
+    if (dtype >= 0 && t->dtype != (lr_dtype)dtype)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: %s must be %s, got %s", op, name, lr_dtype_name((lr_dtype)dtype),
+                       lr_dtype_name(t->dtype));
+    if (lr_tensor_numel(t) < 0)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has an invalid shape %s", op, name,
+                       lr_shape_str(t->ndim, t->shape, buf, sizeof buf));
+    if (t->shape[3] > 1 && t->stride[3] != 1)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: the last dimension of %s must be contiguous (stride %lld)", op, name,
+                       (long long)t->stride[3]);
+    if (!t->data && lr_tensor_numel(t) > 0)
+        return lr_fail(ctx, LR_ERR_ARG, "%s: %s has no data", op, name);
+    return LR_OK;
+}
