@@ -460,19 +460,23 @@ static bool cpu_has_avx512_bf16(void)
 }
 #endif
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level, lr_dtype dtype)
+const lr_attn_kernel *lr_attn_kernel_f32(lr_cpu_level level)
 {
     switch (level) {
-    case LR_CPU_AVX512:
-#if defined(__x86_64__) || defined(__i386__)
-        if (dtype == LR_BF16 && cpu_has_avx512_bf16())
-            return &lr_attn_kernel_avx512_bf16;
-#endif
-        return &lr_attn_kernel_avx512;
+    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
     case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
     case LR_CPU_REF: break;
     }
     return &lr_attn_kernel_ref;
+}
+
+static const lr_attn_kernel *kernel_for(lr_cpu_level level, lr_dtype dtype)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (level == LR_CPU_AVX512 && dtype == LR_BF16 && cpu_has_avx512_bf16())
+        return &lr_attn_kernel_avx512_bf16;
+#endif
+    return lr_attn_kernel_f32(level);
 }
 
 /* Where each piece of a task's scratch starts, in bytes. */

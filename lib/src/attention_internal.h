@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "longrange/core.h"
 
 /* log2(e): the kernels work in base 2, so a logit x becomes x * log2(e). */
 #define LR_LOG2E 1.44269504088896340736f
@@ -74,5 +75,8 @@ extern const lr_attn_kernel lr_attn_kernel_ref;
 extern const lr_attn_kernel lr_attn_kernel_avx2;
 extern const lr_attn_kernel lr_attn_kernel_avx512;
 extern const lr_attn_kernel lr_attn_kernel_avx512_bf16;
+
+/* The F32 tile kernels of a CPU level, for the kernels built on lr_attention's tiles. */
+const lr_attn_kernel *lr_attn_kernel_f32(lr_cpu_level level);
 
 #endif

@@ -326,16 +326,6 @@ static void routes_task(void *arg, size_t task, int thread)
 
 /* ---- token attention, fast ----------------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, qrow, total;
 } scratch_plan;
@@ -449,7 +439,7 @@ lr_status lr_bra(lr_ctx *ctx, const lr_bra_params *p, const lr_tensor *q, const 
         return lr_fail(ctx, LR_ERR_NOMEM, "bra: no memory for the %zu-byte workspace", total);
     }
 
-    attn_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx))};
+    attn_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx))};
     job.c = (float)pr.scale * LR_LOG2E;
     int64_t bq = job.kern->block_q, tiles = ceil_div(pr.rt, bq);
     job.br = (int)(ceil_div(ceil_div(pr.rt, tiles), 16) * 16);

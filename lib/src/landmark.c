@@ -265,16 +265,6 @@ lr_status lr_landmark_retrieval_ref(lr_ctx *ctx, const lr_landmark_params *p, co
 
 /* ---- the tiled driver ---------------------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 /* Where each piece of a task's scratch starts, in bytes (64-byte aligned). */
 typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi;  /* the group's state and the tile kernels' */
@@ -741,7 +731,7 @@ static lr_status landmark_fast(lr_ctx *ctx, bool retrieval, const lr_landmark_pa
         return s;
     if (pr.B == 0 || pr.Hq == 0 || pr.Lq == 0)
         return LR_OK;
-    lm_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx)), .retrieval = retrieval};
+    lm_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx)), .retrieval = retrieval};
     job.c = (float)pr.scale * LR_LOG2E;
     job.br = (int)min64(job.kern->block_q, ceil_div(pr.Lq, 16) * 16);
     job.bk = job.kern->block_k;

@@ -336,16 +336,6 @@ lr_status lr_vertical_slash_attention_ref(lr_ctx *ctx, const lr_vs_params *p, co
 
 /* ---- vertical-slash: the fused driver ------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi, wl, kl, total;
 } vs_plan;
@@ -550,7 +540,7 @@ lr_status lr_vertical_slash_attention(lr_ctx *ctx, const lr_vs_params *p, const 
         return s;
     }
     const mi_dims *d = &pr.d;
-    vs_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx))};
+    vs_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx))};
     job.c = (float)d->scale * LR_LOG2E;
     job.br = (int)min64(job.kern->block_q, TILE_ROWS);
     job.bk = job.kern->block_k;

@@ -336,16 +336,6 @@ lr_status lr_na2d_ref(lr_ctx *ctx, const lr_na_params *p, const lr_tensor *q, co
 
 /* ---- the fused driver ---------------------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 /* Where each piece of a task's scratch starts, in bytes (64-byte aligned). */
 typedef struct {
     size_t qt, s, o, m, l, alpha, colmax, lo, hi, total;
@@ -512,7 +502,7 @@ static lr_status na_fused(lr_ctx *ctx, bool two_d, const lr_na_params *p, const 
         return s;
     if (pr.B == 0 || pr.H == 0)
         return LR_OK;
-    na_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx))};
+    na_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx))};
     job.c = (float)pr.scale * LR_LOG2E;
     /* A tile of br queries scores k + br - 1 keys per key row for k useful ones; the kernels'
      * multiples of 16 rows all work. */

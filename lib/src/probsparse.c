@@ -338,16 +338,6 @@ lr_status lr_probsparse_ref(lr_ctx *ctx, const lr_probsparse_params *p, const lr
 
 /* ---- the fast driver -------------------------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 /* q . k in F32 with DOT_LANES partial sums (lane e % DOT_LANES) added pairwise: a fixed order
  * the compiler can vectorise. */
 static float dot_f32(const float *a, const float *b, int64_t n)
@@ -657,7 +647,7 @@ lr_status lr_probsparse_attention(lr_ctx *ctx, const lr_probsparse_params *p, co
         return s;
     if (pr.B == 0 || pr.Hq == 0 || pr.Lq == 0)
         return LR_OK;
-    ps_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx)), .dot = dot_for(lr_ctx_cpu(ctx))};
+    ps_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx)), .dot = dot_for(lr_ctx_cpu(ctx))};
     job.c = (float)pr.scale * LR_LOG2E;
     /* the tile kernels take any multiple of 16 rows up to block_q */
     int64_t cap = min64(job.kern->block_q, MAX_TILE) / 16 * 16;

@@ -260,16 +260,6 @@ lr_status lr_rat_attention_ref(lr_ctx *ctx, const lr_rat_params *p, const lr_ten
 
 /* ---- the fast path ------------------------------------------------------------------- */
 
-static const lr_attn_kernel *kernel_for(lr_cpu_level level)
-{
-    switch (level) {
-    case LR_CPU_AVX512: return &lr_attn_kernel_avx512;
-    case LR_CPU_AVX2: return &lr_attn_kernel_avx2;
-    case LR_CPU_REF: break;
-    }
-    return &lr_attn_kernel_ref;
-}
-
 /* The element loops below run in blocks of LANES with a fixed inner count, which the
  * compiler vectorises at -O2 for any x86-64 (a loop of unknown count stays scalar there). */
 enum { LANES = 8 };
@@ -545,7 +535,7 @@ lr_status lr_rat_attention(lr_ctx *ctx, const lr_rat_params *p, const lr_tensor 
         return s;
     if (pr.B == 0 || pr.H == 0 || pr.L == 0)
         return LR_OK;
-    rat_job job = {.ctx = ctx, .pr = &pr, .kern = kernel_for(lr_ctx_cpu(ctx))};
+    rat_job job = {.ctx = ctx, .pr = &pr, .kern = lr_attn_kernel_f32(lr_ctx_cpu(ctx))};
     job.c = (float)pr.scale * LR_LOG2E;
     job.br = job.kern->block_q;
     job.bk = job.kern->block_k;
