@@ -486,6 +486,11 @@ int cli_parse(const cli_program *prog, int argc, char **argv, cli_args *args)
     if (rc != CLI_PROCEED)
         return rc;
 
+    /* Without -f, an -o name ending in ".<format>" picks that format (-o emb.npy). */
+    const char *dot = args->output ? strrchr(args->output, '.') : NULL;
+    for (const char *const *f = prog->formats; !args->format && dot && *f; f++)
+        if (strcmp(dot + 1, *f) == 0)
+            args->format = *f;
     if (!args->format && prog->formats)
         args->format = prog->formats[0];
     if (args->verbosity >= 0 && isatty(STDERR_FILENO))

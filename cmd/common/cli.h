@@ -69,7 +69,8 @@ typedef struct {
 typedef struct {
     const char *model;    /* -m: NULL means the embedded default */
     const char *output;   /* -o: NULL or "-" means stdout */
-    const char *format;   /* -f: one of the program's formats (its first when not given) */
+    const char *format;   /* -f: one of the program's formats (when not given: the one -o's
+                           * extension names, else the first) */
     int threads;          /* -j: 0 means one per online CPU */
     int verbosity;        /* -1 with -q, 0 by default, +1 per -v */
     bool progress;        /* --progress, or stderr is a terminal (and no -q) */

@@ -20,7 +20,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 bool data_format_parse(const char *name, data_format *out)
 {
     static const char *const names[] = {[FORMAT_TSV] = "tsv", [FORMAT_CSV] = "csv",
-                                        [FORMAT_JSONL] = "jsonl", [FORMAT_NPY] = "npy"};
+                                        [FORMAT_JSONL] = "jsonl", [FORMAT_NPY] = "npy",
+                                        [FORMAT_SAFETENSORS] = "safetensors"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcmp(name, names[i]) == 0) {
             *out = (data_format)i;
@@ -408,4 +409,172 @@ void matrix_abort(matrix_writer *w)
     if (w->ids)
         output_abort(w->ids);
     free_matrix(w);
+}
+
+/* ---- named tensors (safetensors) ---- */
+
+typedef struct {
+    char *json_name;   /* the name as a JSON string literal, quotes included */
+    uint64_t rows, dim;
+} staged_tensor;
+
+struct tensor_writer {
+    output *out;
+    FILE *data;        /* the staged tensor data */
+    staged_tensor *tensors;
+    size_t n, capacity;
+    uint64_t rows_left; /* of the current (last) tensor */
+    bool open;         /* the last tensor is still receiving rows */
+};
+
+int tensor_writer_open(tensor_writer **out, output *o)
+{
+    *out = NULL;
+    tensor_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->data = tmpfile())) {
+        cli_error(NULL, w ? "cannot create a temporary file for the tensors" : "out of memory");
+        free(w);
+        return CLI_EXIT_DATA;
+    }
+    w->out = o;
+    *out = w;
+    return CLI_EXIT_OK;
+}
+
+/* JSON-escaped, as it will stand in the header: names that differ only in invalid UTF-8 (both
+ * written as U+FFFD) must count as the same. */
+static char *json_literal(const char *s)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return NULL;
+    write_json_string(f, s);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+const char *tensor_begin(tensor_writer *w, const char *name, uint64_t rows, uint64_t dim)
+{
+    assert(!w->open || w->rows_left == 0);
+    w->open = false;
+    char *literal = json_literal(name);
+    if (!literal)
+        return "out of memory";
+    /* A linear search: the header lists every name anyway, and files hold thousands, not
+     * millions, of records. */
+    for (size_t i = 0; i < w->n; i++)
+        if (strcmp(w->tensors[i].json_name, literal) == 0) {
+            free(literal);
+            return "the id repeats an earlier record's (safetensors names must be unique)";
+        }
+    if (w->n == w->capacity) {
+        size_t capacity = w->capacity ? 2 * w->capacity : 64;
+        staged_tensor *t = realloc(w->tensors, capacity * sizeof *t);
+        if (!t) {
+            free(literal);
+            return "out of memory";
+        }
+        w->tensors = t;
+        w->capacity = capacity;
+    }
+    w->tensors[w->n++] = (staged_tensor){.json_name = literal, .rows = rows, .dim = dim};
+    w->rows_left = rows;
+    w->open = true;
+    return NULL;
+}
+
+void tensor_rows(tensor_writer *w, const float *values, uint64_t n)
+{
+    assert(w->open && n <= w->rows_left);
+    fwrite(values, sizeof(float), (size_t)(n * w->tensors[w->n - 1].dim), w->data);
+    w->rows_left -= n;
+}
+
+static uint64_t tensor_bytes(const staged_tensor *t)
+{
+    return t->rows * t->dim * sizeof(float);
+}
+
+void tensor_cancel(tensor_writer *w)
+{
+    if (!w->open)
+        return;
+    staged_tensor *t = &w->tensors[--w->n];
+    off_t back = (off_t)((t->rows - w->rows_left) * t->dim * sizeof(float));
+    fseeko(w->data, -back, SEEK_CUR);
+    free(t->json_name);
+    w->open = false;
+}
+
+static void free_tensor_writer(tensor_writer *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->tensors[i].json_name);
+    free(w->tensors);
+    if (w->data)
+        fclose(w->data);
+    free(w);
+}
+
+int tensor_writer_finish(tensor_writer *w)
+{
+    assert(!w->open || w->rows_left == 0);
+    const char *name = output_name(w->out);
+    char *header = NULL;
+    size_t header_size = 0;
+    FILE *h = open_memstream(&header, &header_size);
+    uint64_t offset = 0;
+    if (h) {
+        fputc('{', h);
+        for (size_t i = 0; i < w->n; i++) {
+            const staged_tensor *t = &w->tensors[i];
+            fprintf(h, "%s%s:{\"dtype\":\"F32\",\"shape\":[%" PRIu64 ",%" PRIu64
+                    "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}",
+                    i ? "," : "", t->json_name, t->rows, t->dim, offset, offset + tensor_bytes(t));
+            offset += tensor_bytes(t);
+        }
+        fputc('}', h);
+        /* Spaces pad the header so that the data starts 8-byte aligned, as the format advises. */
+        while ((8 + ftello(h)) % 8)
+            fputc(' ', h);
+    }
+    if (!h || fclose(h) != 0) {
+        cli_error(name, "out of memory for the safetensors header");
+        free(header);
+        free_tensor_writer(w);
+        return CLI_EXIT_DATA;
+    }
+    FILE *f = output_stream(w->out);
+    unsigned char size_le[8];
+    for (int i = 0; i < 8; i++)
+        size_le[i] = (unsigned char)((uint64_t)header_size >> (8 * i));
+    fwrite(size_le, 1, sizeof size_le, f);
+    fwrite(header, 1, header_size, f);
+    free(header);
+    /* The staged data: a read error here is ours, not the output's, so it is reported here. */
+    int rc = CLI_EXIT_OK;
+    char buf[1 << 16];
+    size_t got;
+    if (fflush(w->data) != 0 || fseeko(w->data, 0, SEEK_SET) != 0)
+        rc = CLI_EXIT_DATA;
+    while (rc == CLI_EXIT_OK && offset > 0 && (got = fread(buf, 1, sizeof buf < offset ? sizeof buf : offset, w->data)) > 0) {
+        fwrite(buf, 1, got, f);
+        offset -= got;
+    }
+    if (rc != CLI_EXIT_OK || offset != 0) {
+        cli_error(name, "cannot read back the staged tensors from the temporary file");
+        rc = CLI_EXIT_DATA;
+    }
+    free_tensor_writer(w);
+    return rc;
+}
+
+void tensor_writer_abort(tensor_writer *w)
+{
+    free_tensor_writer(w);
 }

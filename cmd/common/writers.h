@@ -12,6 +12,9 @@
  * rows held in memory otherwise; written to a file, the ids go to a sidecar <stem>.ids.tsv
  * (columns index, id) beside it.
  *
+ * Named tensors (safetensors): one float32 [rows, dim] tensor per name, e.g. the per-token
+ * outputs of each record, in a file any safetensors reader (and lr-model) opens.
+ *
  * Writers do not report write errors themselves: output_commit finds them. */
 #ifndef CLI_WRITERS_H
 #define CLI_WRITERS_H
@@ -23,9 +26,9 @@
 
 #include "output.h"
 
-typedef enum { FORMAT_TSV, FORMAT_CSV, FORMAT_JSONL, FORMAT_NPY } data_format;
+typedef enum { FORMAT_TSV, FORMAT_CSV, FORMAT_JSONL, FORMAT_NPY, FORMAT_SAFETENSORS } data_format;
 
-/* "tsv", "csv", "jsonl", "npy"; false for anything else. */
+/* "tsv", "csv", "jsonl", "npy", "safetensors"; false for anything else. */
 bool data_format_parse(const char *name, data_format *out);
 
 /* A JSON string literal for s: escaped, invalid UTF-8 replaced by U+FFFD. */
@@ -74,5 +77,27 @@ void matrix_abort(matrix_writer *w);
  * be rewritten in place once the row count is known. */
 #define NPY_HEADER_SIZE 128
 void npy_header(unsigned char buf[NPY_HEADER_SIZE], uint64_t rows, uint64_t dim);
+
+/* ---- named tensors ---- */
+
+/* A safetensors header must come before the data and give every tensor's offset, so the data
+ * is staged in an unlinked temporary file (memory stays bounded whatever the sizes) and copied
+ * behind the header by tensor_writer_finish. Tensors are stored in the order they began. */
+typedef struct tensor_writer tensor_writer;
+
+/* Returns CLI_EXIT_OK, or reports and returns an exit status. */
+int tensor_writer_open(tensor_writer **out, output *o);
+/* Starts a float32 [rows, dim] tensor whose rows then come through tensor_rows. Returns NULL,
+ * or a one-line reason the tensor cannot be stored (its name repeats an earlier tensor's, or
+ * memory ran out); the previous tensor must have had all its rows. */
+const char *tensor_begin(tensor_writer *w, const char *name, uint64_t rows, uint64_t dim);
+/* n more rows of the current tensor. */
+void tensor_rows(tensor_writer *w, const float *values, uint64_t n);
+/* Drops the current tensor (a record that failed half way). */
+void tensor_cancel(tensor_writer *w);
+/* Writes the header and the data to the output (the caller commits it); frees w. Returns an
+ * exit status (reported). */
+int tensor_writer_finish(tensor_writer *w);
+void tensor_writer_abort(tensor_writer *w);
 
 #endif

@@ -19,7 +19,7 @@
 #include "output.h"
 #include "writers.h"
 
-typedef enum { POOL_MEAN, POOL_LAST } pool_mode;
+typedef enum { POOL_MEAN, POOL_LAST, POOL_CLS } pool_mode;
 
 typedef struct {
     pool_mode pool;
@@ -37,8 +37,10 @@ static bool set_pool(const cli_option *o, const char *arg, void *user)
         opt->pool = POOL_MEAN;
     else if (strcmp(arg, "last") == 0)
         opt->pool = POOL_LAST;
+    else if (strcmp(arg, "cls") == 0)
+        opt->pool = POOL_CLS;
     else {
-        cli_usage_error("option --pool: '%s' is not mean or last", arg);
+        cli_usage_error("option --pool: '%s' is not mean, last or cls", arg);
         return false;
     }
     return true;
@@ -108,6 +110,7 @@ typedef struct {
     /* output */
     data_format format;
     matrix_writer *matrix;
+    tensor_writer *tensors; /* --per-token -f safetensors */
     table_writer table;
     output *out;
 } embedder;
@@ -131,9 +134,9 @@ static char complement(char c)
 /* Runs every window over ids[0..L), handing the rows each owns to the callers' sinks. */
 typedef struct {
     double *sum;        /* POOL_MEAN: adds every token's row */
-    float *last;        /* POOL_LAST: the last token's row */
+    float *last;        /* POOL_LAST, POOL_CLS: the last token's row */
     double ll;          /* --score: the sum of the tokens' log-likelihoods */
-    const char *id;     /* --per-token: row ids "<id>:<position>" */
+    const char *id;     /* --per-token: row ids "<id>:<position>" (or the tensor's rows) */
     bool reverse;       /* the rows are those of the reverse complement (positions mirrored) */
     float *rows;        /* --per-token with --rc: [L][D] kept for the average */
 } window_sinks;
@@ -164,13 +167,15 @@ static int run_windows(embedder *e, int64_t L, window_sinks *k_sinks, const char
                     k_sinks->sum[c] += row[c];
             if (k_sinks->rows)
                 memcpy(k_sinks->rows + (k_sinks->reverse ? L - 1 - t : t) * D, row, (size_t)D * sizeof *row);
-            else if (k_sinks->id && !k_sinks->reverse) {
+            else if (k_sinks->id && e->matrix) {
                 char name[512];
                 snprintf(name, sizeof name, "%s:%lld", k_sinks->id, (long long)t);
                 if (!matrix_row(e->matrix, name, row))
                     return CLI_EXIT_DATA;
             }
         }
+        if (k_sinks->id && !k_sinks->rows && e->tensors && !e->opt->score)
+            tensor_rows(e->tensors, e->hidden + (own0 - start) * D, (uint64_t)(own1 - own0));
         if (k_sinks->last && own1 == L)
             memcpy(k_sinks->last, e->hidden + (L - 1 - start) * D, (size_t)D * sizeof(float));
         if (start + n >= L)
@@ -178,27 +183,35 @@ static int run_windows(embedder *e, int64_t L, window_sinks *k_sinks, const char
     }
 }
 
-/* Token ids of the record (or of its reverse complement). */
-static void tokenize(embedder *e, const fasta_record *rec, bool reverse)
+/* Token ids of the record (or of its reverse complement); with --pool cls followed by the
+ * [SEP] token the official tokenizer appends, whose output is the record's summary: the model
+ * is causal, so the only token that has seen the whole record is one after it (the official
+ * sequence classifier pools there too). Returns the number of tokens. */
+static int64_t tokenize(embedder *e, const fasta_record *rec, bool reverse)
 {
     for (int64_t i = 0; i < rec->length; i++) {
         char c = reverse ? complement(rec->seq[rec->length - 1 - i]) : rec->seq[i];
         e->ids[i] = lr_hyenadna_token((unsigned char)c, !e->opt->case_sensitive);
     }
+    if (e->opt->pool == POOL_CLS && !e->opt->per_token && !e->opt->score) {
+        e->ids[rec->length] = LR_HYENADNA_SEP;
+        return rec->length + 1;
+    }
+    return rec->length;
 }
 
 static int embed_record(embedder *e, const fasta_record *rec, const char *file)
 {
     const int64_t L = rec->length, D = e->D;
-    if ((size_t)L > e->ids_cap) {
-        int32_t *ids = realloc(e->ids, (size_t)L * sizeof *ids);
+    if ((size_t)L + 1 > e->ids_cap) {
+        int32_t *ids = realloc(e->ids, ((size_t)L + 1) * sizeof *ids);
         if (!ids) {
             cli_error(file, "record %lld ('%s'): out of memory for %lld bases", (long long)rec->number,
                       rec->id, (long long)L);
             return CLI_EXIT_DATA;
         }
         e->ids = ids;
-        e->ids_cap = (size_t)L;
+        e->ids_cap = (size_t)L + 1;
     }
     const int passes = e->opt->rc ? 2 : 1;
     float *rows = NULL;
@@ -207,14 +220,22 @@ static int embed_record(embedder *e, const fasta_record *rec, const char *file)
                   rec->id, (long long)L, (long long)D);
         return CLI_EXIT_DATA;
     }
+    if (e->tensors) {
+        const char *why = tensor_begin(e->tensors, rec->id, (uint64_t)L, (uint64_t)D);
+        if (why) {
+            cli_error(file, "record %lld ('%s'): %s", (long long)rec->number, rec->id, why);
+            free(rows);
+            return CLI_EXIT_DATA;
+        }
+    }
     double ll[2] = {0, 0};
     int rc = CLI_EXIT_OK;
     for (int pass = 0; pass < passes && rc == CLI_EXIT_OK; pass++) {
-        tokenize(e, rec, pass == 1);
+        int64_t tokens = tokenize(e, rec, pass == 1);
         memset(e->sum, 0, (size_t)D * sizeof *e->sum);
         window_sinks sinks = {
             .sum = !e->opt->per_token && e->opt->pool == POOL_MEAN ? e->sum : NULL,
-            .last = !e->opt->per_token && e->opt->pool == POOL_LAST ? (pass ? e->rc_vector : e->vector) : NULL,
+            .last = !e->opt->per_token && e->opt->pool != POOL_MEAN ? (pass ? e->rc_vector : e->vector) : NULL,
             .id = e->opt->per_token ? rec->id : NULL,
             .reverse = pass == 1,
             .rows = rows,
@@ -228,12 +249,12 @@ static int embed_record(embedder *e, const fasta_record *rec, const char *file)
                 break;
             }
             sinks.rows = second;
-            rc = run_windows(e, L, &sinks, file, rec);
+            rc = run_windows(e, tokens, &sinks, file, rec);
             for (int64_t i = 0; i < L * D; i++)
                 rows[i] = 0.5f * (rows[i] + second[i]);
             free(second);
         } else {
-            rc = run_windows(e, L, &sinks, file, rec);
+            rc = run_windows(e, tokens, &sinks, file, rec);
         }
         ll[pass] = sinks.ll;
         if (sinks.sum) {
@@ -252,6 +273,8 @@ static int embed_record(embedder *e, const fasta_record *rec, const char *file)
         else
             table_missing(&e->table);
         table_end_row(&e->table);
+    } else if (rc == CLI_EXIT_OK && e->opt->per_token && rows && e->tensors) {
+        tensor_rows(e->tensors, rows, (uint64_t)L);
     } else if (rc == CLI_EXIT_OK && e->opt->per_token && rows) {
         for (int64_t t = 0; t < L && rc == CLI_EXIT_OK; t++) {
             char name[512];
@@ -266,6 +289,8 @@ static int embed_record(embedder *e, const fasta_record *rec, const char *file)
         if (!matrix_row(e->matrix, rec->id, e->vector))
             rc = CLI_EXIT_DATA;
     }
+    if (rc != CLI_EXIT_OK && e->tensors)
+        tensor_cancel(e->tensors);
     free(rows);
     return rc;
 }
@@ -312,11 +337,11 @@ static int embed_file(embedder *e, const char *path)
 
 int main(int argc, char **argv)
 {
-    static const char *const formats[] = {"tsv", "csv", "jsonl", "npy", NULL};
+    static const char *const formats[] = {"tsv", "csv", "jsonl", "npy", "safetensors", NULL};
     embed_options opt = {.pool = POOL_MEAN, .max_len = (uint64_t)FASTA_DEFAULT_MAX_LENGTH};
     const cli_option options[] = {
-        {"pool", 0, "MODE", "mean (default) or last: how a record's token outputs become one vector",
-         set_pool},
+        {"pool", 0, "MODE", "mean (default), last, or cls (the output at a [SEP] token appended "
+         "to the record): how a record's token outputs become one vector", set_pool},
         {"per-token", 0, NULL, "one row per base instead of one per record", set_per_token},
         {"score", 0, NULL, "id, length, log_likelihood, bits_per_base instead of embeddings", set_score},
         {"window", 0, "N", "bases per forward pass (default: the model's maximum length)", set_window},
@@ -392,15 +417,25 @@ int main(int argc, char **argv)
         rc = CLI_EXIT_DATA;
         goto done;
     }
-    if (opt.score && e.format == FORMAT_NPY) {
+    if (opt.score && (e.format == FORMAT_NPY || e.format == FORMAT_SAFETENSORS)) {
         rc = cli_usage_error("--score writes a table: -f tsv, csv or jsonl");
         goto done;
     }
-    if ((rc = output_open(args.output, e.format == FORMAT_NPY, args.force, &e.out)) != CLI_EXIT_OK)
+    if (!opt.per_token && e.format == FORMAT_SAFETENSORS) {
+        rc = cli_usage_error("-f safetensors holds one tensor per record: use it with --per-token");
+        goto done;
+    }
+    bool binary = e.format == FORMAT_NPY || e.format == FORMAT_SAFETENSORS;
+    if ((rc = output_open(args.output, binary, args.force, &e.out)) != CLI_EXIT_OK)
         goto done;
     if (opt.score) {
         static const char *const columns[] = {"id", "length", "log_likelihood", "bits_per_base"};
         table_begin(&e.table, output_stream(e.out), e.format, columns, 4);
+    } else if (e.format == FORMAT_SAFETENSORS) {
+        if ((rc = tensor_writer_open(&e.tensors, e.out)) != CLI_EXIT_OK) {
+            output_abort(e.out);
+            goto done;
+        }
     } else if ((rc = matrix_open(&e.matrix, e.out, e.format, "embedding", (size_t)e.D)) != CLI_EXIT_OK) {
         output_abort(e.out);
         goto done;
@@ -414,7 +449,8 @@ int main(int argc, char **argv)
             status = file_rc;
     }
     /* What could be computed is written even when some records failed (exit 1). */
-    if (e.matrix && (rc = matrix_finish(e.matrix)) != CLI_EXIT_OK) {
+    if ((e.matrix && (rc = matrix_finish(e.matrix)) != CLI_EXIT_OK) ||
+        (e.tensors && (rc = tensor_writer_finish(e.tensors)) != CLI_EXIT_OK)) {
         output_abort(e.out);
     } else {
         rc = output_commit(e.out);

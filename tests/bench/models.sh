@@ -2,10 +2,12 @@
 # make bench: the programs' models against their PyTorch references (/usr/bin/python3 with
 # Debian's python3-torch), same machine, same run, same thread count. Markdown on stdout.
 #   dna-embed: HyenaDNA (d_model 128, 2 layers, random weights) tokens/s at 1k and 32k,
-#     many records per run as a genome file has them (the filters of a length are built once).
+#     many records per run as a genome file has them (the filters of a length are built once),
+#     and at 1M (one record, one window) with peak memory.
 #   timeseries-forecast: Autoformer (models/autoformer-etth1-96.safetensors) windows/s on the
 #     first 256 test windows of ETTh1 (when ../shared/data is there).
-# Knobs: BIN (default bin), BENCH_THREADS (default 2).
+# Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_1M_LIMIT (seconds PyTorch gets
+# at 1M, default 300).
 set -eu
 BIN=${BIN:-bin}
 THREADS=${BENCH_THREADS:-2}
@@ -41,6 +43,38 @@ for spec in 1024:32 32768:4; do
         sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' | tail -1)
     echo "| $L | $records | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
 done
+
+# One record of a million bases in a single window (a model whose filters reach 1M), with the
+# peak memory of each side. PyTorch gets a time limit: past it, the ratio is a lower bound.
+L=1048576
+LIMIT=${BENCH_1M_LIMIT:-300}
+"$PYTHON" tools/hyenadna_torch.py bench-model --d 128 --layers 2 --max-len "$L" "$tmp/hyena1m" >/dev/null
+awk -v L="$L" 'BEGIN { srand(7); printf ">r\n"; for (i = 0; i < L; i++) printf "%s", substr("ACGT", int(rand() * 4) + 1, 1); printf "\n" }' >"$tmp/in.fa"
+if [ -x /usr/bin/time ]; then # Debian's package "time": the peak RSS too
+    /usr/bin/time -f "%e %M" -o "$tmp/time" "$BIN/dna-embed" -j "$THREADS" -m "$tmp/hyena1m" -o "$tmp/out.tsv" "$tmp/in.fa"
+    read -r secs kib <"$tmp/time"
+    ours_mem="$((kib / 1024)) MiB"
+else
+    start=$(now)
+    "$BIN/dna-embed" -j "$THREADS" -m "$tmp/hyena1m" -o "$tmp/out.tsv" "$tmp/in.fa"
+    secs=$(awk -v s="$start" -v e="$(now)" 'BEGIN { print e - s }')
+    ours_mem="- (no /usr/bin/time)"
+fi
+ours=$(awk -v s="$secs" -v t="$L" 'BEGIN { printf "%.0f", t / s }')
+line=$(timeout "$LIMIT" "$PYTHON" tools/hyenadna_torch.py bench --d 128 --layers 2 -L "$L" --threads "$THREADS" --reps 1 | tail -1) || true
+theirs=$(echo "$line" | sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p')
+if [ -n "$theirs" ]; then
+    theirs_mem="$(echo "$line" | sed -n 's/.*peak RSS \([0-9]*\) MiB.*/\1/p') MiB"
+    versus=$(ratio "$ours" "$theirs")
+else
+    theirs="< $(awk -v t="$L" -v s="$LIMIT" 'BEGIN { printf "%.0f", t / s }') (over ${LIMIT} s)"
+    theirs_mem=-
+    versus="> $(awk -v t="$L" -v s="$LIMIT" -v o="$ours" 'BEGIN { printf "%.1f", o / (t / s) }')"
+fi
+echo
+echo "| L | dna-embed tokens/s | dna-embed peak RSS | PyTorch tokens/s | PyTorch peak RSS | ours/PyTorch |"
+echo "|--:|--:|--:|--:|--:|--:|"
+echo "| $L | $ours | $ours_mem | $theirs | $theirs_mem | $versus |"
 
 MODEL=models/autoformer-etth1-96.safetensors
 if [ -f "$ETTH1" ] && [ -f "$MODEL" ]; then

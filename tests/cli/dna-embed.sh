@@ -106,6 +106,51 @@ head -c 128 "$TMP/e.npy" | grep -q "'shape': (3, 40)" || fail_because "NPY heade
 [ "$(cut -f2 "$TMP/e.ids.tsv" | tail -n +2 | tr '\n' ' ')" = "seq1 seq2 seq3 " ] || fail_because "ids sidecar: $(cat "$TMP/e.ids.tsv")"
 end
 
+# -o NAME.npy alone picks NPY, as -f npy does.
+begin dna-embed-format-from-extension
+run "$DNA" -m "$MODEL" -o "$TMP/x.npy" "$FA"
+expect_exit 0
+expect_same_file "$TMP/x.npy" "$TMP/e.npy"
+end
+
+# --pool cls: the output at the [SEP] token the official tokenizer appends (values from
+# tools/hyenadna_torch.py on the same model, float64: GGGTTTAAACCCGT followed by id 1).
+begin dna-embed-pool-cls
+printf '>r\nGGGTTTAAACCCGT\n' >"$TMP/r.fa"
+run "$DNA" -m "$MODEL" --pool cls "$TMP/r.fa"
+expect_exit 0
+tail -1 "$OUT" | awk -F '\t' '{ split("2.3248591 1.84996703 0.35255172 0.12134263 -0.13643623 0.86054161", w, " ")
+    for (i = 1; i <= 6; i++) { d = $(i + 1) - w[i]; if (d < 0) d = -d; if (d > 1e-4) exit 1 } }' ||
+    fail_because "cls vector $(tail -1 "$OUT" | cut -f2-4) differs from PyTorch's"
+run "$DNA" -m "$MODEL" --pool last "$TMP/r.fa"
+[ "$(tail -1 "$OUT" | cut -f2)" != "2.32486343" ] || fail_because "cls is the last base's output"
+end
+
+# --per-token -f safetensors: one [L, D] tensor per record, holding the rows NPY has; with
+# --rc and windows too. A repeated id is refused for its record only.
+begin dna-embed-per-token-safetensors
+for extra in "" "--rc --window 16"; do
+    run "$DNA" -m "$MODEL" --per-token $extra -o "$TMP/t.npy" "$FA"
+    expect_exit 0
+    run "$DNA" -m "$MODEL" --per-token $extra -o "$TMP/t.safetensors" "$FA"
+    expect_exit 0
+    expect_stderr_empty
+    header=$(od -An -v -tu8 -N8 "$TMP/t.safetensors" | tr -d ' ')
+    head -c $((8 + header)) "$TMP/t.safetensors" | tail -c "$header" >"$TMP/t.json"
+    grep -q '"seq1":{"dtype":"F32","shape":\[30,40\]' "$TMP/t.json" || fail_because "header $(cat "$TMP/t.json")"
+    tail -c +$((9 + header)) "$TMP/t.safetensors" >"$TMP/t.data"
+    tail -c +129 "$TMP/t.npy" >"$TMP/n.data"
+    expect_same_file "$TMP/t.data" "$TMP/n.data"
+done
+printf '>a\nACGT\n>b\nGGCC\n>a\nTTTT\n' >"$TMP/dup.fa"
+run "$DNA" -m "$MODEL" --per-token -o "$TMP/d.safetensors" "$TMP/dup.fa"
+expect_exit 1
+expect_stderr_match "record 3 \('a'\): the id repeats"
+"$BIN/lr-model" "$TMP/d.safetensors" | grep -Eq '^  b +F32 +\[4, 40\]' || fail_because "b missing from the output"
+run "$DNA" -m "$MODEL" -f safetensors "$FA"
+expect_exit 2
+end
+
 # A bad record is reported in one line and skipped; the others are written; exit 1.
 begin dna-embed-bad-record
 printf '>good1\nACGT\n>bad\nAC1T\n>good2\nGGCC\n' >"$TMP/bad.fa"

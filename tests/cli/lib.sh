@@ -94,6 +94,29 @@ expect_same_file() {
     cmp -s "$1" "$2" || fail_because "$1 and $2 differ"
 }
 
+# expect_npy_close GOT EXPECTED TOL: two little-endian float32 NPY files (any header length, same
+# element count) agree within TOL in every element; says the largest difference otherwise.
+expect_npy_close() {
+    for f in "$1" "$2"; do
+        [ -s "$f" ] || { fail_because "$f is missing or empty"; return; }
+    done
+    npy_floats "$1" >"$TMP/npy_a" && npy_floats "$2" >"$TMP/npy_b" ||
+        { fail_because "$1 or $2 is not an NPY file"; return; }
+    verdict=$(paste "$TMP/npy_a" "$TMP/npy_b" | awk -v tol="$3" '
+        NF != 2 { bad = "different element counts"; exit }
+        { d = $1 - $2; if (d < 0) d = -d; if (d > max || $1 != $1) { max = d; at = NR } }
+        END { if (bad) print bad; else if (NR == 0) print "no elements";
+              else if (max > tol) printf "max |diff| %g at element %d > %g", max, at, tol }')
+    [ -z "$verdict" ] || fail_because "$1 vs $2: $verdict"
+}
+
+# The float32 payload of an NPY file, one value per line (the header length is read from it).
+npy_floats() {
+    header=$(od -An -v -tu1 -j8 -N2 "$1" | awk '{ print $1 + 256 * $2 + 10 }')
+    [ -n "$header" ] || return 1
+    od -An -v -f -w4 -j"$header" "$1" | awk '{ print $1 }'
+}
+
 # The exit status for the whole script: non-zero when a test failed.
 finish() {
     [ "$failed_tests" -eq 0 ]
