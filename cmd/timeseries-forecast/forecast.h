@@ -36,6 +36,14 @@ struct ts_model {
      * fixed pred_len may refuse a longer horizon. */
     lr_status (*forecast)(lr_ctx *ctx, ts_model *m, int64_t steps, int64_t channels,
                           const float *x, const ts_calendar *cal, int64_t horizon, float *out);
+    /* Optional (NULL: the program calls forecast once per window): `windows` forecasts at
+     * once, all from the same series x [steps][channels] and calendar; window w forecasts from
+     * the history x[0, origins[w]) (each origins[w] >= min_history) into
+     * out + w * horizon * out_channels, laid out as forecast's out. A window's result does
+     * not depend on the batch it is in: it equals forecast(origins[w], ...) to the bit. */
+    lr_status (*forecast_batch)(lr_ctx *ctx, ts_model *m, int64_t windows, const int64_t *origins,
+                                int64_t channels, const float *x, const ts_calendar *cal, int64_t horizon,
+                                float *out);
     void (*destroy)(ts_model *m);
 };
 

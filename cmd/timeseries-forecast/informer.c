@@ -4,7 +4,8 @@
  * reference that writes our fixtures and trains the shipped model. Tensor names are TSLib's
  * state_dict names (see that script); the positional table is computed here, not stored.
  *
- * One window, batch 1, all F32 (linear layers through lr_sgemm, so threaded):
+ * B windows at a time (forecast_batch; forecast is B = 1), all F32, linear layers through
+ * lr_sgemm with B * L rows, so threaded; a window's forecast is bit-identical in any batch:
  *   x = (raw - scaler.mean) / scaler.std over the last seq_len steps; the decoder input is
  *   its last label_len steps followed by pred_len zeros. Marks: the timeF features of each
  *   step for the model's freq (h: hour/23, weekday/6, (day-1)/30, (yday-1)/365, each - 0.5;
@@ -44,6 +45,7 @@
 #include "forecast.h"
 #include "longrange/attention.h"
 #include "longrange/gemm.h"
+#include "longrange/parallel.h"
 #include "longrange/probsparse.h"
 
 #define MAX_TIME_FEATURES 6
@@ -101,6 +103,8 @@ typedef struct {
     linear proj;
     lr_tensor *sample_index; /* per attention module: given indices (data NULL: drawn from seed) */
     char *columns, *features, *target;
+    float *work;        /* the buffers of a batch, kept between calls (fresh pages fault) */
+    size_t work_floats; /* its size */
 } informer_model;
 
 /* ---- time features ----------------------------------------------------------------------- */
@@ -176,20 +180,46 @@ static void time_features(char freq, int64_t t, float *f)
 
 /* ---- layers -------------------------------------------------------------------------------- */
 
-/* y[L, out] = x[L, in] W^T + b */
-static lr_status apply_linear(lr_ctx *ctx, const linear *l, int64_t L, int64_t in, int64_t out,
+/* Every layer works on a batch of B windows, [B][L][...]: a linear layer is one lr_sgemm
+ * with B * L rows, and an element of its result depends only on its row (gemm.h), so a
+ * window's forecast is the same in any batch. Row-wise work is split into tasks of
+ * ROWS_PER_TASK rows, a count that depends only on the sizes. */
+enum { ROWS_PER_TASK = 64 };
+
+static size_t row_tasks(int64_t rows)
+{
+    return (size_t)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
+}
+
+typedef struct {
+    int64_t rows, out;
+    const float *b;
+    float *y;
+} bias_job;
+
+static void bias_task(void *arg, size_t task, int thread)
+{
+    const bias_job *j = arg;
+    const int64_t t0 = (int64_t)task * ROWS_PER_TASK, t1 = t0 + ROWS_PER_TASK < j->rows ? t0 + ROWS_PER_TASK : j->rows;
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t o = 0; o < j->out; o++)
+            j->y[t * j->out + o] += j->b[o];
+}
+
+/* y[rows, out] = x[rows, in] W^T + b */
+static lr_status apply_linear(lr_ctx *ctx, const linear *l, int64_t rows, int64_t in, int64_t out,
                               const float *x, float *y)
 {
-    lr_status s = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, L, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
-    if (s == LR_OK && l->b)
-        for (int64_t t = 0; t < L; t++)
-            for (int64_t o = 0; o < out; o++)
-                y[t * out + o] += l->b[o];
+    lr_status s = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, rows, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
+    if (s == LR_OK && l->b) {
+        bias_job j = {rows, out, l->b, y};
+        lr_parallel_for(ctx, row_tasks(rows), bias_task, &j);
+    }
     return s;
 }
 
-/* x[L, d] = LayerNorm(x + r) (r may be NULL), eps 1e-5. */
-static void add_norm(const norm_w *n, int64_t L, int64_t d, float *x, const float *r)
+/* x[L, d] = LayerNorm(x + r) (r may be NULL), eps 1e-5, row by row. */
+static void add_norm_rows(const norm_w *n, int64_t L, int64_t d, float *x, const float *r)
 {
     for (int64_t t = 0; t < L; t++) {
         float *row = x + t * d;
@@ -208,30 +238,56 @@ static void add_norm(const norm_w *n, int64_t L, int64_t d, float *x, const floa
     }
 }
 
-/* col[t][i * 3 + k] = x[(t + k - pad) mod L][i] for t < L + 2 pad - 2: the circular
- * Conv1d(k 3) as a GEMM with its [out, in, 3] weight. */
-static void im2col_circular(int64_t L, int64_t c, int64_t pad, const float *x, float *col)
+typedef struct {
+    const norm_w *n;
+    int64_t rows, d;
+    float *x;
+    const float *r;
+} norm_job;
+
+static void norm_task(void *arg, size_t task, int thread)
+{
+    const norm_job *j = arg;
+    const int64_t t0 = (int64_t)task * ROWS_PER_TASK, n = j->rows - t0 < ROWS_PER_TASK ? j->rows - t0 : ROWS_PER_TASK;
+    add_norm_rows(j->n, n, j->d, j->x + t0 * j->d, j->r ? j->r + t0 * j->d : NULL);
+}
+
+/* x[rows, d] = LayerNorm(x + r) (r may be NULL), eps 1e-5. */
+static void add_norm(lr_ctx *ctx, const norm_w *n, int64_t rows, int64_t d, float *x, const float *r)
+{
+    norm_job j = {n, rows, d, x, r};
+    lr_parallel_for(ctx, row_tasks(rows), norm_task, &j);
+}
+
+/* col[t][i * 3 + k] = x[(t + k - pad) mod L][i] for t < L + 2 pad - 2, for each of B
+ * windows (x [B][L][c], col [B][L + 2 pad - 2][3 c]): the circular Conv1d(k 3) as a GEMM with
+ * its [out, in, 3] weight. */
+static void im2col_circular(int64_t B, int64_t L, int64_t c, int64_t pad, const float *x, float *col)
 {
     int64_t Lout = L + 2 * pad - 2;
-    for (int64_t t = 0; t < Lout; t++)
-        for (int64_t k = 0; k < 3; k++) {
-            int64_t src = ((t + k - pad) % L + L) % L;
-            for (int64_t i = 0; i < c; i++)
-                col[t * 3 * c + i * 3 + k] = x[src * c + i];
-        }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < Lout; t++)
+            for (int64_t k = 0; k < 3; k++) {
+                int64_t src = ((t + k - pad) % L + L) % L;
+                const float *xs = x + (b * L + src) * c;
+                float *cd = col + (b * Lout + t) * 3 * c + k;
+                for (int64_t i = 0; i < c; i++)
+                    cd[i * 3] = xs[i];
+            }
 }
 
 typedef struct {
     float *q, *k, *v, *att, *hid, *col, *tmp, *marks, *head_major;
 } scratch;
 
-/* src [L, H * D] -> dst [H, L, D]: each head's rows contiguous, so the ProbSparse sampling
- * reads rows of a compact matrix rather than strided slices of the whole projection. */
-static void to_head_major(int64_t L, int64_t H, int64_t D, const float *src, float *dst)
+/* src [B][L, H * D] -> dst [B][H, L, D]: each head's rows contiguous, so the ProbSparse
+ * sampling reads rows of a compact matrix rather than strided slices of the projection. */
+static void to_head_major(int64_t B, int64_t L, int64_t H, int64_t D, const float *src, float *dst)
 {
-    for (int64_t h = 0; h < H; h++)
-        for (int64_t t = 0; t < L; t++)
-            memcpy(dst + (h * L + t) * D, src + t * H * D + h * D, (size_t)D * sizeof *dst);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < L; t++)
+                memcpy(dst + ((b * H + h) * L + t) * D, src + (b * L + t) * H * D + h * D, (size_t)D * sizeof *dst);
 }
 
 static double now_seconds(void)
@@ -241,32 +297,34 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* out[Lq, d] = AttentionLayer(xq, xkv) with attention module number `which`. */
+/* out[B][Lq, d] = AttentionLayer(xq, xkv) with attention module number `which`, for each of B
+ * windows: the samples are the same for every batch item (probsparse.h), and each (window,
+ * head) is its own problem, so batching does not change a window's result. */
 static lr_status attention_layer(lr_ctx *ctx, informer_model *m, const attn_w *w, bool causal,
-                                 int64_t which, int64_t Lq, const float *xq, int64_t Lk,
+                                 int64_t which, int64_t B, int64_t Lq, const float *xq, int64_t Lk,
                                  const float *xkv, scratch *s, float *out)
 {
     const int64_t d = m->d, H = m->heads, D = d / H;
-    lr_status st = apply_linear(ctx, &w->q, Lq, d, d, xq, s->q);
+    lr_status st = apply_linear(ctx, &w->q, B * Lq, d, d, xq, s->q);
     if (st == LR_OK)
-        st = apply_linear(ctx, &w->k, Lk, d, d, xkv, s->k);
+        st = apply_linear(ctx, &w->k, B * Lk, d, d, xkv, s->k);
     if (st == LR_OK)
-        st = apply_linear(ctx, &w->v, Lk, d, d, xkv, s->v);
+        st = apply_linear(ctx, &w->v, B * Lk, d, d, xkv, s->v);
     if (st != LR_OK)
         return st;
-    /* [1, H, L, D] head-major copies of the [L, H * D] projections */
-    float *qh = s->head_major, *kh = qh + Lq * d, *vh = kh + Lk * d;
-    to_head_major(Lq, H, D, s->q, qh);
-    to_head_major(Lk, H, D, s->k, kh);
-    to_head_major(Lk, H, D, s->v, vh);
-    lr_tensor q = {.data = qh, .dtype = LR_F32, .ndim = 4, .shape = {1, H, Lq, D},
+    /* [B, H, L, D] head-major copies of the [B][L, H * D] projections */
+    float *qh = s->head_major, *kh = qh + B * Lq * d, *vh = kh + B * Lk * d;
+    to_head_major(B, Lq, H, D, s->q, qh);
+    to_head_major(B, Lk, H, D, s->k, kh);
+    to_head_major(B, Lk, H, D, s->v, vh);
+    lr_tensor q = {.data = qh, .dtype = LR_F32, .ndim = 4, .shape = {B, H, Lq, D},
                    .stride = {Lq * d, Lq * D, D, 1}};
-    lr_tensor k = {.data = kh, .dtype = LR_F32, .ndim = 4, .shape = {1, H, Lk, D},
+    lr_tensor k = {.data = kh, .dtype = LR_F32, .ndim = 4, .shape = {B, H, Lk, D},
                    .stride = {Lk * d, Lk * D, D, 1}};
     lr_tensor v = k;
     v.data = vh;
-    /* contiguous [1, H, Lq, D], whose memory is TSLib's [Lq, H * D] view */
-    lr_tensor o = {.data = s->att, .dtype = LR_F32, .ndim = 4, .shape = {1, H, Lq, D},
+    /* contiguous [B, H, Lq, D], whose memory is TSLib's [B][Lq, H * D] view */
+    lr_tensor o = {.data = s->att, .dtype = LR_F32, .ndim = 4, .shape = {B, H, Lq, D},
                    .stride = {Lq * d, Lq * D, D, 1}};
     double t0 = m->timing ? now_seconds() : 0;
     if (m->full_attention) {
@@ -287,65 +345,88 @@ static lr_status attention_layer(lr_ctx *ctx, informer_model *m, const attn_w *w
         m->attention_calls++;
     }
     if (st == LR_OK)
-        st = apply_linear(ctx, &w->o, Lq, d, d, s->att, out);
+        st = apply_linear(ctx, &w->o, B * Lq, d, d, s->att, out);
     return st;
 }
 
-/* x[L, d] = norm2(y + conv2(act(conv1(y)))) with y = x (the feed-forward half of a layer). */
-static lr_status feed_forward(lr_ctx *ctx, const informer_model *m, const linear *c1, const linear *c2,
-                              const norm_w *n, int64_t L, float *x, scratch *s)
+typedef struct {
+    float *hid;
+    int64_t n;
+    bool gelu;
+} activation_job;
+
+/* Activation on a block of ROWS_PER_TASK * 1024 hidden values: gelu in double (erf form) or relu. */
+static void activation_task(void *arg, size_t task, int thread)
 {
-    lr_status st = apply_linear(ctx, c1, L, m->d, m->d_ff, x, s->hid);
+    const activation_job *j = arg;
+    const int64_t block = ROWS_PER_TASK * 1024, i0 = (int64_t)task * block;
+    const int64_t i1 = i0 + block < j->n ? i0 + block : j->n;
+    for (int64_t i = i0; i < i1; i++) {
+        double a = j->hid[i];
+        j->hid[i] = (float)(j->gelu ? 0.5 * a * (1.0 + erf(a / sqrt(2.0))) : (a > 0 ? a : 0));
+    }
+}
+
+/* x[rows, d] = norm2(y + conv2(act(conv1(y)))) with y = x (the feed-forward half of a layer). */
+static lr_status feed_forward(lr_ctx *ctx, const informer_model *m, const linear *c1, const linear *c2,
+                              const norm_w *n, int64_t rows, float *x, scratch *s)
+{
+    lr_status st = apply_linear(ctx, c1, rows, m->d, m->d_ff, x, s->hid);
     if (st != LR_OK)
         return st;
-    for (int64_t i = 0; i < L * m->d_ff; i++) {
-        double a = s->hid[i];
-        s->hid[i] = (float)(m->gelu ? 0.5 * a * (1.0 + erf(a / sqrt(2.0))) : (a > 0 ? a : 0));
-    }
-    st = apply_linear(ctx, c2, L, m->d_ff, m->d, s->hid, s->tmp);
+    activation_job j = {s->hid, rows * m->d_ff, m->gelu};
+    const int64_t block = ROWS_PER_TASK * 1024;
+    lr_parallel_for(ctx, (size_t)((j.n + block - 1) / block), activation_task, &j);
+    st = apply_linear(ctx, c2, rows, m->d_ff, m->d, s->hid, s->tmp);
     if (st == LR_OK)
-        add_norm(n, L, m->d, x, s->tmp);
+        add_norm(ctx, n, rows, m->d, x, s->tmp);
     return st;
 }
 
-/* The distilling ConvLayer: x[L, d] -> x[(L + 1) / 2 + 1, d]. */
-static lr_status distil(lr_ctx *ctx, const informer_model *m, const distil_w *w, int64_t *L, float *x, scratch *s)
+/* The distilling ConvLayer on each of B windows: x[B][L, d] -> x[B][(L + 1) / 2 + 1, d]. */
+static lr_status distil(lr_ctx *ctx, const informer_model *m, const distil_w *w, int64_t B, int64_t *L, float *x,
+                        scratch *s)
 {
     const int64_t d = m->d, Lc = *L + 2, Lo = (*L + 1) / 2 + 1;
-    im2col_circular(*L, d, 2, x, s->col);
-    lr_status st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, Lc, d, 3 * d, 1.0f, s->col, 3 * d, w->w, 3 * d,
+    im2col_circular(B, *L, d, 2, x, s->col);
+    lr_status st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * Lc, d, 3 * d, 1.0f, s->col, 3 * d, w->w, 3 * d,
                             0.0f, s->tmp, d);
     if (st != LR_OK)
         return st;
     for (int64_t i = 0; i < d; i++) {
         double inv = 1.0 / sqrt((double)w->bn_var[i] + 1e-5);
-        for (int64_t t = 0; t < Lc; t++) {
+        for (int64_t t = 0; t < B * Lc; t++) {
             double a = ((double)s->tmp[t * d + i] + w->b[i] - w->bn_mean[i]) * inv * w->bn_w[i] + w->bn_b[i];
             s->tmp[t * d + i] = (float)(a > 0 ? a : expm1(a));
         }
     }
-    for (int64_t o = 0; o < Lo; o++)
-        for (int64_t i = 0; i < d; i++) {
-            float best = -INFINITY;
-            for (int64_t t = 2 * o - 1; t <= 2 * o + 1; t++)
-                if (t >= 0 && t < Lc && s->tmp[t * d + i] > best)
-                    best = s->tmp[t * d + i];
-            x[o * d + i] = best;
-        }
+    /* Window b's output rows land below its input rows (Lo < Lc), so in place is safe. */
+    for (int64_t b = 0; b < B; b++) {
+        const float *tb = s->tmp + b * Lc * d;
+        float *xb = x + b * Lo * d;
+        for (int64_t o = 0; o < Lo; o++)
+            for (int64_t i = 0; i < d; i++) {
+                float best = -INFINITY;
+                for (int64_t t = 2 * o - 1; t <= 2 * o + 1; t++)
+                    if (t >= 0 && t < Lc && tb[t * d + i] > best)
+                        best = tb[t * d + i];
+                xb[o * d + i] = best;
+            }
+    }
     *L = Lo;
     return LR_OK;
 }
 
-/* out[L, d] = DataEmbedding(x[L, c], marks[L, n_features]). */
-static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, int64_t L, int64_t c,
+/* out[B][L, d] = DataEmbedding(x[B][L, c], marks[B][L, n_features]). */
+static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, int64_t B, int64_t L, int64_t c,
                        const float *x, const float *marks, scratch *s, float *out)
 {
     const int64_t d = m->d;
-    im2col_circular(L, c, 1, x, s->col);
-    lr_status st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, L, d, 3 * c, 1.0f, s->col, 3 * c, w->token, 3 * c,
+    im2col_circular(B, L, c, 1, x, s->col);
+    lr_status st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * L, d, 3 * c, 1.0f, s->col, 3 * c, w->token, 3 * c,
                             0.0f, out, d);
     if (st == LR_OK)
-        st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, L, d, m->n_features, 1.0f, marks, m->n_features,
+        st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * L, d, m->n_features, 1.0f, marks, m->n_features,
                       w->temporal, m->n_features, 1.0f, out, d);
     if (st != LR_OK)
         return st;
@@ -353,10 +434,12 @@ static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, i
     for (int64_t i = 0; i < d; i += 2) {
         float div = (float)exp((double)((float)i * scale)); /* as torch builds it, in F32 */
         for (int64_t t = 0; t < L; t++) {
-            float arg = (float)t * div;
-            out[t * d + i] += (float)sin((double)arg);
-            if (i + 1 < d)
-                out[t * d + i + 1] += (float)cos((double)arg);
+            float arg = (float)t * div, sn = (float)sin((double)arg), cs = (float)cos((double)arg);
+            for (int64_t b = 0; b < B; b++) {
+                out[(b * L + t) * d + i] += sn;
+                if (i + 1 < d)
+                    out[(b * L + t) * d + i + 1] += cs;
+            }
         }
     }
     return LR_OK;
@@ -364,8 +447,9 @@ static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, i
 
 /* ---- forecast ------------------------------------------------------------------------------ */
 
-static lr_status informer_forecast(lr_ctx *ctx, ts_model *base, int64_t steps, int64_t C, const float *x_raw,
-                                   const ts_calendar *cal, int64_t horizon, float *out)
+/* Window b forecasts from the history x_raw[0, origins[b]); out [B][horizon][c_out]. */
+static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B, const int64_t *origins, int64_t C,
+                                         const float *x_raw, const ts_calendar *cal, int64_t horizon, float *out)
 {
     informer_model *m = (informer_model *)base;
     const int64_t L = base->seq_len, LL = m->label_len, P = base->pred_len, d = m->d;
@@ -373,15 +457,26 @@ static lr_status informer_forecast(lr_ctx *ctx, ts_model *base, int64_t steps, i
     if (horizon < 1 || horizon > P)
         return lr_fail(ctx, LR_ERR_ARG, "informer: horizon %lld: the model forecasts 1 to %lld steps (its pred_len)",
                        (long long)horizon, (long long)P);
-    if (steps < L || C != m->enc_in)
-        return lr_fail(ctx, LR_ERR_ARG, "informer: %lld steps of %lld channels given; the model needs %lld steps "
-                       "of %lld channels", (long long)steps, (long long)C, (long long)L, (long long)m->enc_in);
-    const int64_t nf = m->n_features, Lp = Lmax + 2, cw = 3 * (d > C ? d : C);
-    float *mem = malloc((size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf)) * sizeof *mem);
-    if (!mem)
-        return lr_fail(ctx, LR_ERR_NOMEM, "informer: out of memory for a window of %lld steps", (long long)Lmax);
+    int64_t shortest = B > 0 ? origins[0] : 0;
+    for (int64_t b = 1; b < B; b++)
+        shortest = origins[b] < shortest ? origins[b] : shortest;
+    if (B < 1 || shortest < L || C != m->enc_in)
+        return lr_fail(ctx, LR_ERR_ARG, "informer: %lld window(s), the shortest of %lld steps of %lld channels "
+                       "given; the model needs %lld steps of %lld channels", (long long)B, (long long)shortest,
+                       (long long)C, (long long)L, (long long)m->enc_in);
+    const int64_t nf = m->n_features, Lp = B * (Lmax + 2), cw = 3 * (d > C ? d : C);
+    const size_t need = (size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf));
+    if (need > m->work_floats) {
+        float *grown = malloc(need * sizeof *grown);
+        if (!grown)
+            return lr_fail(ctx, LR_ERR_NOMEM, "informer: out of memory for %lld windows of %lld steps",
+                           (long long)B, (long long)Lmax);
+        free(m->work);
+        m->work = grown;
+        m->work_floats = need;
+    }
     scratch s;
-    float *p = mem;
+    float *p = m->work;
     float *enc = p; p += Lp * d;
     float *dec = p; p += Lp * d;
     float *r = p; p += Lp * d;
@@ -399,65 +494,77 @@ static lr_status informer_forecast(lr_ctx *ctx, ts_model *base, int64_t steps, i
     s.marks = p; p += Lp * nf;
     float *md = p;
 
-    /* inputs: normalised values and marks */
-    const float *win = x_raw + (steps - L) * C;
-    for (int64_t t = 0; t < L; t++)
-        for (int64_t c = 0; c < C; c++)
-            xe[t * C + c] = (win[t * C + c] - m->mean[c]) / m->std[c];
-    for (int64_t t = 0; t < Ld; t++)
-        for (int64_t c = 0; c < C; c++)
-            xd[t * C + c] = t < LL ? xe[(L - LL + t) * C + c] : 0.0f;
-    for (int64_t t = 0; t < L; t++)
-        time_features(m->freq, cal->time[steps - L + t], s.marks + t * nf);
-    for (int64_t t = 0; t < Ld; t++) {
-        int64_t when = t < LL ? cal->time[steps - LL + t] : series_step_advance(cal->step, cal->time[steps - 1], t - LL + 1);
-        time_features(m->freq, when, md + t * nf);
+    /* inputs: normalised values and marks, window by window */
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t steps = origins[b];
+        const float *win = x_raw + (steps - L) * C;
+        float *xeb = xe + b * L * C, *xdb = xd + b * Ld * C;
+        for (int64_t t = 0; t < L; t++)
+            for (int64_t c = 0; c < C; c++)
+                xeb[t * C + c] = (win[t * C + c] - m->mean[c]) / m->std[c];
+        for (int64_t t = 0; t < Ld; t++)
+            for (int64_t c = 0; c < C; c++)
+                xdb[t * C + c] = t < LL ? xeb[(L - LL + t) * C + c] : 0.0f;
+        for (int64_t t = 0; t < L; t++)
+            time_features(m->freq, cal->time[steps - L + t], s.marks + (b * L + t) * nf);
+        for (int64_t t = 0; t < Ld; t++) {
+            int64_t when = t < LL ? cal->time[steps - LL + t]
+                                  : series_step_advance(cal->step, cal->time[steps - 1], t - LL + 1);
+            time_features(m->freq, when, md + (b * Ld + t) * nf);
+        }
     }
 
     /* encoder */
     int64_t Le = L, which = 0;
-    lr_status st = embed(ctx, m, &m->enc_emb, L, C, xe, s.marks, &s, enc);
+    lr_status st = embed(ctx, m, &m->enc_emb, B, L, C, xe, s.marks, &s, enc);
     for (int64_t i = 0; i < m->e_layers && st == LR_OK; i++) {
         const enc_layer *l = &m->enc[i];
-        st = attention_layer(ctx, m, &l->attn, false, which++, Le, enc, Le, enc, &s, r);
+        st = attention_layer(ctx, m, &l->attn, false, which++, B, Le, enc, Le, enc, &s, r);
         if (st == LR_OK) {
-            add_norm(&l->norm1, Le, d, enc, r);
-            st = feed_forward(ctx, m, &l->conv1, &l->conv2, &l->norm2, Le, enc, &s);
+            add_norm(ctx, &l->norm1, B * Le, d, enc, r);
+            st = feed_forward(ctx, m, &l->conv1, &l->conv2, &l->norm2, B * Le, enc, &s);
         }
         if (st == LR_OK && m->distil && i + 1 < m->e_layers)
-            st = distil(ctx, m, &m->conv[i], &Le, enc, &s);
+            st = distil(ctx, m, &m->conv[i], B, &Le, enc, &s);
     }
     if (st == LR_OK)
-        add_norm(&m->enc_norm, Le, d, enc, NULL);
+        add_norm(ctx, &m->enc_norm, B * Le, d, enc, NULL);
 
     /* decoder */
     if (st == LR_OK)
-        st = embed(ctx, m, &m->dec_emb, Ld, C, xd, md, &s, dec);
+        st = embed(ctx, m, &m->dec_emb, B, Ld, C, xd, md, &s, dec);
     for (int64_t j = 0; j < m->d_layers && st == LR_OK; j++) {
         const dec_layer *l = &m->dec[j];
-        st = attention_layer(ctx, m, &l->self, true, which++, Ld, dec, Ld, dec, &s, r);
+        st = attention_layer(ctx, m, &l->self, true, which++, B, Ld, dec, Ld, dec, &s, r);
         if (st == LR_OK) {
-            add_norm(&l->norm1, Ld, d, dec, r);
-            st = attention_layer(ctx, m, &l->cross, false, which++, Ld, dec, Le, enc, &s, r);
+            add_norm(ctx, &l->norm1, B * Ld, d, dec, r);
+            st = attention_layer(ctx, m, &l->cross, false, which++, B, Ld, dec, Le, enc, &s, r);
         }
         if (st == LR_OK) {
-            add_norm(&l->norm2, Ld, d, dec, r);
-            st = feed_forward(ctx, m, &l->conv1, &l->conv2, &l->norm3, Ld, dec, &s);
+            add_norm(ctx, &l->norm2, B * Ld, d, dec, r);
+            st = feed_forward(ctx, m, &l->conv1, &l->conv2, &l->norm3, B * Ld, dec, &s);
         }
     }
+    /* The projection of every decoder step (the first label_len are dropped below): one GEMM. */
     if (st == LR_OK) {
-        add_norm(&m->dec_norm, Ld, d, dec, NULL);
-        st = apply_linear(ctx, &m->proj, P, d, m->c_out, dec + LL * d, y);
+        add_norm(ctx, &m->dec_norm, B * Ld, d, dec, NULL);
+        st = apply_linear(ctx, &m->proj, B * Ld, d, m->c_out, dec, y);
     }
     if (st == LR_OK) {
-        for (int64_t h = 0; h < horizon; h++)
-            for (int64_t k = 0; k < m->c_out; k++) {
-                int64_t c = m->target_index >= 0 ? m->target_index : k;
-                out[h * m->c_out + k] = y[h * m->c_out + k] * m->std[c] + m->mean[c];
-            }
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < horizon; h++)
+                for (int64_t k = 0; k < m->c_out; k++) {
+                    int64_t c = m->target_index >= 0 ? m->target_index : k;
+                    out[(b * horizon + h) * m->c_out + k] = y[(b * Ld + LL + h) * m->c_out + k] * m->std[c] + m->mean[c];
+                }
     }
-    free(mem);
     return st;
+}
+
+static lr_status informer_forecast(lr_ctx *ctx, ts_model *base, int64_t steps, int64_t C, const float *x_raw,
+                                   const ts_calendar *cal, int64_t horizon, float *out)
+{
+    return informer_forecast_batch(ctx, base, 1, &steps, C, x_raw, cal, horizon, out);
 }
 
 static void informer_destroy(ts_model *base)
@@ -466,6 +573,7 @@ static void informer_destroy(ts_model *base)
     if (m->timing)
         fprintf(stderr, "informer: %s attention: %.6f s in %lld calls\n", m->full_attention ? "full" : "probsparse",
                 m->attention_seconds, (long long)m->attention_calls);
+    free(m->work);
     free(m->enc);
     free(m->conv);
     free(m->dec);
@@ -756,6 +864,7 @@ lr_status informer_model_open(lr_ctx *ctx, const lr_model *file, ts_model **out)
         .features = m->features,
         .target = m->target,
         .forecast = informer_forecast,
+        .forecast_batch = informer_forecast_batch,
         .destroy = informer_destroy,
     };
     *out = &m->base;

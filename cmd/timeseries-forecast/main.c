@@ -28,6 +28,7 @@ typedef struct {
     feature_mode features;
     series_fill fill;
     int64_t last;              /* forecast: windows ending at the last `last` steps */
+    int64_t batch;             /* windows per forecast_batch call (1: one at a time) */
     uint64_t max_rows;
     /* eval */
     const char *from, *to, *train_until;
@@ -133,6 +134,11 @@ static bool set_last(const cli_option *o, const char *arg, void *user)
 {
     ((ts_options *)user)->given |= OPT_LAST;
     return cli_option_int(o, arg, 1, 1 << 24, &((ts_options *)user)->last);
+}
+
+static bool set_batch(const cli_option *o, const char *arg, void *user)
+{
+    return cli_option_int(o, arg, 1, 4096, &((ts_options *)user)->batch);
 }
 
 static bool set_max_rows(const cli_option *o, const char *arg, void *user)
@@ -406,6 +412,26 @@ static int emit_group(forecaster *fc, const series_group *g, const float *all)
     return CLI_EXIT_OK;
 }
 
+/* The forecasts of `n` windows of a group, window w from the history [0, origins[w]), into
+ * out [n][H][model_out]: through the model's forecast_batch in batches of `batch` windows
+ * when it has one, else one window at a time. */
+static lr_status forecast_windows(lr_ctx *ctx, ts_model *model, const series_group *g, int64_t season,
+                                  int64_t n, const int64_t *origins, int64_t H, int64_t batch, float *out)
+{
+    ts_calendar cal = {g->time, g->step, season};
+    const int64_t per = H * g->model_out;
+    lr_status s = LR_OK;
+    for (int64_t w = 0; w < n && s == LR_OK;) {
+        int64_t b = model->forecast_batch && batch > 1 ? (n - w < batch ? n - w : batch) : 1;
+        if (b > 1)
+            s = model->forecast_batch(ctx, model, b, origins + w, g->channels, g->x, &cal, H, out + w * per);
+        else
+            s = model->forecast(ctx, model, origins[w], g->channels, g->x, &cal, H, out + w * per);
+        w += b;
+    }
+    return s;
+}
+
 /* The forecasts of one group from the windows ending at its last opt->last steps. */
 static int forecast_group(forecaster *fc, const series_group *g)
 {
@@ -416,26 +442,32 @@ static int forecast_group(forecaster *fc, const series_group *g)
                   (long long)fc->model->min_history);
         return CLI_EXIT_DATA;
     }
-    float *out = malloc((size_t)(H * C) * sizeof *out), *all = malloc((size_t)(last * H * K) * sizeof *all);
+    /* out: the forecasts of one batch of windows, as many channels per step as the input has. */
+    const int64_t batch = fc->opt->batch < last ? fc->opt->batch : last;
+    float *out = malloc((size_t)(batch * H * C) * sizeof *out), *all = malloc((size_t)(last * H * K) * sizeof *all);
+    int64_t *origins = calloc((size_t)batch, sizeof *origins);
     int rc = CLI_EXIT_OK;
-    if (!out || !all) {
+    if (!out || !all || !origins) {
         cli_error(NULL, "out of memory for %lld windows of %lld steps", (long long)last, (long long)H);
         rc = CLI_EXIT_DATA;
     }
-    for (int64_t w = 0; w < last && rc == CLI_EXIT_OK; w++) {
-        int64_t origin = g->n - (last - 1 - w); /* the history is steps [0, origin) */
-        ts_calendar cal = {g->time, g->step, fc->season};
-        lr_status s = fc->model->forecast(fc->ctx, fc->model, origin, C, g->x, &cal, H, out);
+    for (int64_t w0 = 0; w0 < last && rc == CLI_EXIT_OK; w0 += batch) {
+        const int64_t n = last - w0 < batch ? last - w0 : batch;
+        for (int64_t i = 0; i < n; i++)
+            origins[i] = g->n - (last - 1 - (w0 + i)); /* the history is steps [0, origin) */
+        lr_status s = forecast_windows(fc->ctx, fc->model, g, fc->season, n, origins, H, batch, out);
         if (s != LR_OK)
             rc = cli_report(fc->ctx, s, fc->input);
-        for (int64_t h = 0; h < H && rc == CLI_EXIT_OK; h++)
-            for (int64_t k = 0; k < K; k++)
-                all[(w * H + h) * K + k] = out[h * g->model_out + g->model_target + k];
+        for (int64_t i = 0; i < n && rc == CLI_EXIT_OK; i++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t k = 0; k < K; k++)
+                    all[((w0 + i) * H + h) * K + k] = out[(i * H + h) * g->model_out + g->model_target + k];
     }
     if (rc == CLI_EXIT_OK)
         rc = emit_group(fc, g, all);
     free(out);
     free(all);
+    free(origins);
     return rc;
 }
 
@@ -643,32 +675,44 @@ static int eval_group(lr_ctx *ctx, ts_model *model, const ts_options *opt, const
         if (!(sd[k] > 0))
             sd[k] = 1;
     }
-    float *out = malloc((size_t)(H * C) * sizeof *out);
-    if (!out) {
+    /* The origins in chunks of `batch` (the order of the sums does not change). */
+    const int64_t batch = opt->batch;
+    float *out = malloc((size_t)(batch * H * C) * sizeof *out);
+    int64_t *origins = malloc((size_t)batch * sizeof *origins);
+    if (!out || !origins) {
+        free(out);
+        free(origins);
         cli_error(NULL, "out of memory");
         return CLI_EXIT_DATA;
     }
-    for (int64_t origin = start; origin + H <= end && rc == CLI_EXIT_OK; origin += opt->stride) {
-        ts_calendar cal = {g->time, g->step, season};
-        lr_status s = model->forecast(ctx, model, origin, C, g->x, &cal, H, out);
+    for (int64_t next = start; next + H <= end && rc == CLI_EXIT_OK;) {
+        int64_t n = 0;
+        for (; n < batch && next + H <= end; n++, next += opt->stride)
+            origins[n] = next;
+        lr_status s = forecast_windows(ctx, model, g, season, n, origins, H, batch, out);
         if (s != LR_OK) {
             rc = cli_report(ctx, s, input);
             break;
         }
-        for (int64_t k = 0; k < K; k++) {
-            for (int64_t h = 0; h < H; h++) {
-                double e = (double)out[h * g->model_out + g->model_target + k] -
-                           g->x[(origin + h) * C + g->target + k];
-                sums[k].se_units += e * e;
-                sums[k].ae_units += fabs(e);
-                sums[k].se += e * e / (sd[k] * sd[k]);
-                sums[k].ae += fabs(e) / sd[k];
+        for (int64_t w = 0; w < n; w++) {
+            const int64_t origin = origins[w];
+            const float *o = out + w * H * g->model_out;
+            for (int64_t k = 0; k < K; k++) {
+                for (int64_t h = 0; h < H; h++) {
+                    double e = (double)o[h * g->model_out + g->model_target + k] -
+                               g->x[(origin + h) * C + g->target + k];
+                    sums[k].se_units += e * e;
+                    sums[k].ae_units += fabs(e);
+                    sums[k].se += e * e / (sd[k] * sd[k]);
+                    sums[k].ae += fabs(e) / sd[k];
+                }
+                sums[k].points += H;
+                sums[k].windows++;
             }
-            sums[k].points += H;
-            sums[k].windows++;
         }
     }
     free(out);
+    free(origins);
     return rc;
 }
 
@@ -747,7 +791,7 @@ static int eval_main(const cli_args *args, const ts_options *given)
 int main(int argc, char **argv)
 {
     static const char *const formats[] = {"csv", "tsv", "jsonl", "npy", NULL};
-    ts_options opt = {.last = 1, .test_fraction = -1, .stride = 1};
+    ts_options opt = {.last = 1, .batch = 32, .test_fraction = -1, .stride = 1};
     const cli_option options[] = {
         {"horizon", 'H', "N", "steps to forecast (default: the model's pred_len, else 96)", set_horizon},
         {"wide", 0, NULL, "one column per series (default: long unique_id, ds, model)", set_wide},
@@ -761,6 +805,8 @@ int main(int argc, char **argv)
         {"fill", 0, "POLICY", "missing values: error (default), previous or linear", set_fill},
         {"last", 0, "N", "forecast from each of the last N steps, with a cutoff column "
          "(default 1, no cutoff)", set_last},
+        {"batch", 0, "N", "windows forecast together by models that batch (default 32; 1: one at "
+         "a time; the forecasts do not change)", set_batch},
         {"max-rows", 0, "N", "refuse inputs of more data rows (default 10M)", set_max_rows},
         {"from", 0, "DATE", "eval: first date forecast (default: the last 20% of the steps)", set_from},
         {"to", 0, "DATE", "eval: ignore steps from this date on", set_to},

@@ -81,4 +81,25 @@ else
     note "skipped timeseries-forecast-informer-eval-etth1: it needs LR_SLOW_TESTS=1, $TRAINED and $ETTH1"
 fi
 
+# Batching (--batch, forecast_batch): a window's forecast does not depend on the batch it is
+# in nor on the thread count, to the bit: --last and eval one window at a time on one thread
+# against batches of awkward sizes on 2 and 3 threads.
+begin timeseries-forecast-informer-batch-identical
+run "$TSF" -j 1 --batch 1 --last 11 -f npy -o "$TMP/one.npy" -m "$FIX/m.safetensors" "$FIX/input.csv"
+expect_exit 0
+for spec in "2 4" "3 32" "2 11"; do
+    run "$TSF" -j "${spec%% *}" --batch "${spec##* }" --last 11 -f npy -o "$TMP/batch.npy" \
+        -m "$FIX/m.safetensors" "$FIX/input.csv"
+    expect_exit 0
+    expect_same_file "$TMP/batch.npy" "$TMP/one.npy"
+done
+run "$TSF" eval -j 1 --batch 1 -H 24 --test-fraction 0.35 -o "$TMP/one.csv" -m "$FIX/m.safetensors" "$FIX/input.csv"
+expect_exit 0
+run "$TSF" eval -j 3 --batch 2 -H 24 --test-fraction 0.35 -o "$TMP/batch.csv" -m "$FIX/m.safetensors" "$FIX/input.csv"
+expect_exit 0
+expect_same_file "$TMP/batch.csv" "$TMP/one.csv"
+run "$TSF" --batch 0 -m "$FIX/m.safetensors" "$FIX/input.csv"
+expect_exit 2
+end
+
 finish
