@@ -4,6 +4,7 @@
 #   dna-embed: HyenaDNA (d_model 128, 2 layers, random weights) tokens/s at 1k and 32k,
 #     many records per run as a genome file has them (the filters of a length are built once),
 #     and at 1M (one record, one window) with peak memory.
+#   sr-run: output MP/s of the shipped super-resolution models at x2 and x4.
 #   timeseries-forecast: Autoformer (models/autoformer-etth1-96.safetensors) windows/s on the
 #     first 256 test windows of ETTh1 (when ../shared/data is there).
 # Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_1M_LIMIT (seconds PyTorch gets
@@ -75,6 +76,41 @@ echo
 echo "| L | dna-embed tokens/s | dna-embed peak RSS | PyTorch tokens/s | PyTorch peak RSS | ours/PyTorch |"
 echo "|--:|--:|--:|--:|--:|--:|"
 echo "| $L | $ours | $ours_mem | $theirs | $theirs_mem | $versus |"
+
+# sr-run: output megapixels per second of whole runs (PNG in, PNG out, model load included)
+# against the same networks in PyTorch float32 (tools/opencv_sr_torch.py, tools/esrgan_torch.py:
+# the forward pass only), on a synthetic smooth RGB image.
+echo
+echo "## sr-run: output MP/s ($THREADS threads)"
+echo
+"$PYTHON" - "$tmp" <<'PY'
+import math, struct, sys, zlib
+def png(path, n):
+    rows = b"".join(b"\0" + bytes(int(127.5 + 127.5 * math.sin(0.11 * x + 0.07 * y + c)) for x in range(n)
+                                  for c in range(3)) for y in range(n))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", n, n, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+for n in (128, 512):
+    png("%s/sr%d.png" % (sys.argv[1], n), n)
+PY
+echo "| model | input | sr-run MP/s | PyTorch MP/s | ours/PyTorch |"
+echo "|---|--:|--:|--:|--:|"
+for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrgan-slim-x2:128:2:esrgan_torch \
+            esrgan-slim-x4:128:4:esrgan_torch realesr-animevideov3-x4:128:4:esrgan_torch; do
+    name=${spec%%:*}; rest=${spec#*:}; n=${rest%%:*}; rest=${rest#*:}; scale=${rest%%:*}; tool=${rest#*:}
+    start=$(now)
+    "$BIN/sr-run" -j "$THREADS" -m "$name" -o "$tmp/sr.png" "$tmp/sr$n.png"
+    ours=$(awk -v s="$start" -v e="$(now)" -v p=$((n * n * scale * scale)) 'BEGIN { printf "%.3f", p / 1e6 / (e - s) }')
+    case $tool in
+    opencv_sr_torch) model_arg="-m models/$name.safetensors" ;;
+    *) model_arg="models/$name.safetensors" ;;
+    esac
+    theirs=$("$PYTHON" "tools/$tool.py" bench $model_arg --size "$n" --threads "$THREADS" --repeat 2 |
+        sed -n 's/.*= \([0-9.]*\) MP\/s.*/\1/p' | tail -1)
+    echo "| $name | ${n}x$n | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+done
 
 MODEL=models/autoformer-etth1-96.safetensors
 if [ -f "$ETTH1" ] && [ -f "$MODEL" ]; then
