@@ -750,20 +750,6 @@ static void catanet_close(sr_net *net)
     free(net);
 }
 
-static lr_status meta_range(lr_ctx *ctx, const lr_model *file, const char *key, int lo, int hi,
-                            int *out)
-{
-    int64_t v;
-    lr_status s = lr_model_meta_int(ctx, file, key, false, 0, &v);
-    if (s != LR_OK)
-        return s;
-    if (v < lo || v > hi)
-        return lr_fail(ctx, LR_ERR_MODEL, "%s: catanet hyper-parameter %s = %lld, expected %d..%d",
-                       lr_model_path(file), key, (long long)v, lo, hi);
-    *out = (int)v;
-    return LR_OK;
-}
-
 /* A list of `count` integers in [lo, hi]: "16,20,24" or "[16, 20, 24]". */
 static lr_status meta_list(lr_ctx *ctx, const lr_model *file, const char *key, int count, int lo,
                            int hi, int *out)
@@ -915,13 +901,13 @@ lr_status catanet_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
     net->impl = m;
     net->close = catanet_close;
     int ps[CAT_MAX_BLOCKS], nt[CAT_MAX_BLOCKS], gs[CAT_MAX_BLOCKS], blocks = 0;
-    if ((s = meta_range(ctx, file, "in_chans", 3, 3, &m->in_chans)) != LR_OK ||
-        (s = meta_range(ctx, file, "upscale", 1, 4, &m->scale)) != LR_OK ||
-        (s = meta_range(ctx, file, "dim", 1, 4096, &m->dim)) != LR_OK ||
-        (s = meta_range(ctx, file, "qk_dim", 1, 4096, &m->qk_dim)) != LR_OK ||
-        (s = meta_range(ctx, file, "mlp_dim", 1, 16384, &m->mlp_dim)) != LR_OK ||
-        (s = meta_range(ctx, file, "heads", 1, 256, &m->heads)) != LR_OK ||
-        (s = meta_range(ctx, file, "block_num", 1, CAT_MAX_BLOCKS, &blocks)) != LR_OK ||
+    if ((s = lr_model_meta_int_in(ctx, file, "in_chans", false, 0, 3, 3, &m->in_chans)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "upscale", false, 0, 1, 4, &m->scale)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "dim", false, 0, 1, 4096, &m->dim)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "qk_dim", false, 0, 1, 4096, &m->qk_dim)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "mlp_dim", false, 0, 1, 16384, &m->mlp_dim)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "heads", false, 0, 1, 256, &m->heads)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "block_num", false, 0, 1, CAT_MAX_BLOCKS, &blocks)) != LR_OK ||
         (s = meta_list(ctx, file, "patch_size", blocks, 3, 4096, ps)) != LR_OK ||
         (s = meta_list(ctx, file, "num_tokens", blocks, 1, 1 << 20, nt)) != LR_OK ||
         (s = meta_list(ctx, file, "group_size", blocks, 1, 1 << 24, gs)) != LR_OK)

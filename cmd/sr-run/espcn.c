@@ -70,31 +70,6 @@ static void espcn_close(sr_net *net)
     free(net);
 }
 
-static lr_status meta_in_range(lr_ctx *ctx, const lr_model *file, const char *key, int lo, int hi,
-                               int *out)
-{
-    int64_t v;
-    lr_status s = lr_model_meta_int(ctx, file, key, false, 0, &v);
-    if (s != LR_OK)
-        return s;
-    if (v < lo || v > hi)
-        return lr_fail(ctx, LR_ERR_MODEL, "%s: espcn hyper-parameter %s = %lld, expected %d..%d",
-                       lr_model_path(file), key, (long long)v, lo, hi);
-    *out = (int)v;
-    return LR_OK;
-}
-
-/* "dir/espcn-x2.safetensors" -> "espcn-x2" (what the user chose the model by). */
-static void label_from_path(const char *path, char *buf, size_t size)
-{
-    const char *base = path ? strrchr(path, '/') : NULL;
-    base = base ? base + 1 : (path ? path : "espcn");
-    snprintf(buf, size, "%s", base);
-    char *dot = strstr(buf, ".safetensors");
-    if (dot)
-        *dot = '\0';
-}
-
 lr_status espcn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
 {
     *out = NULL;
@@ -113,12 +88,12 @@ lr_status espcn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
         return lr_fail(ctx, LR_ERR_NOMEM, "espcn: out of memory");
     }
     int c1 = 0, c2 = 0;
-    if ((s = meta_in_range(ctx, file, "scale", 2, 8, &e->scale)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "c1", 1, 1024, &c1)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "c2", 1, 1024, &c2)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "k1", 1, 15, &e->k[0])) != LR_OK ||
-        (s = meta_in_range(ctx, file, "k2", 1, 15, &e->k[1])) != LR_OK ||
-        (s = meta_in_range(ctx, file, "k3", 1, 15, &e->k[2])) != LR_OK)
+    if ((s = lr_model_meta_int_in(ctx, file, "scale", false, 0, 2, 8, &e->scale)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "c1", false, 0, 1, 1024, &c1)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "c2", false, 0, 1, 1024, &c2)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "k1", false, 0, 1, 15, &e->k[0])) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "k2", false, 0, 1, 15, &e->k[1])) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "k3", false, 0, 1, 15, &e->k[2])) != LR_OK)
         goto fail;
     e->cin[0] = 1, e->cout[0] = c1;
     e->cin[1] = c1, e->cout[1] = c2;
@@ -140,7 +115,7 @@ lr_status espcn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
     if (s != LR_OK)
         goto fail;
 
-    label_from_path(lr_model_path(file), e->name, sizeof e->name);
+    sr_net_label(lr_model_path(file), e->name, sizeof e->name);
     net->arch = "espcn";
     net->name = e->name;
     net->scale = e->scale;

@@ -85,32 +85,6 @@ static void fsrcnn_close(sr_net *net)
     free(net);
 }
 
-/* A hyper-parameter in [lo, hi]. */
-static lr_status meta_in_range(lr_ctx *ctx, const lr_model *file, const char *key, int lo, int hi,
-                               int *out)
-{
-    int64_t v;
-    lr_status s = lr_model_meta_int(ctx, file, key, false, 0, &v);
-    if (s != LR_OK)
-        return s;
-    if (v < lo || v > hi)
-        return lr_fail(ctx, LR_ERR_MODEL, "%s: fsrcnn hyper-parameter %s = %lld, expected %d..%d",
-                       lr_model_path(file), key, (long long)v, lo, hi);
-    *out = (int)v;
-    return LR_OK;
-}
-
-/* "dir/fsrcnn-x2.safetensors" -> "fsrcnn-x2" (what the user chose the model by). */
-static void label_from_path(const char *path, char *buf, size_t size)
-{
-    const char *base = path ? strrchr(path, '/') : NULL;
-    base = base ? base + 1 : (path ? path : "fsrcnn");
-    snprintf(buf, size, "%s", base);
-    char *dot = strstr(buf, ".safetensors");
-    if (dot)
-        *dot = '\0';
-}
-
 static lr_status get_f32(lr_ctx *ctx, const lr_model *file, const char *name, int ndim,
                          const int64_t *shape, const float **out)
 {
@@ -134,13 +108,13 @@ lr_status fsrcnn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
         free(net);
         return lr_fail(ctx, LR_ERR_NOMEM, "fsrcnn: out of memory");
     }
-    if ((s = meta_in_range(ctx, file, "scale", 2, 8, &f->scale)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "d", 1, 1024, &f->d)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "s", 1, 1024, &f->s)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "m", 0, FSRCNN_MAX_MAP, &f->m)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "kernel_first", 1, 15, &f->k_first)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "kernel_mid", 1, 15, &f->k_mid)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "kernel_last", 1, 15, &f->k_last)) != LR_OK)
+    if ((s = lr_model_meta_int_in(ctx, file, "scale", false, 0, 2, 8, &f->scale)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "d", false, 0, 1, 1024, &f->d)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "s", false, 0, 1, 1024, &f->s)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "m", false, 0, 0, FSRCNN_MAX_MAP, &f->m)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "kernel_first", false, 0, 1, 15, &f->k_first)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "kernel_mid", false, 0, 1, 15, &f->k_mid)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "kernel_last", false, 0, 1, 15, &f->k_last)) != LR_OK)
         goto fail;
 
     /* The layer plan, from which every tensor's expected shape follows. */
@@ -184,7 +158,7 @@ lr_status fsrcnn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
     if (s != LR_OK)
         goto fail;
 
-    label_from_path(lr_model_path(file), f->name, sizeof f->name);
+    sr_net_label(lr_model_path(file), f->name, sizeof f->name);
     net->arch = "fsrcnn";
     net->name = f->name;
     net->scale = f->scale;

@@ -1,4 +1,5 @@
 /* sr_net_open: the model file's metadata "arch" picks the network (one file each). */
+#include <stdio.h>
 #include <string.h>
 
 #include "sr.h"
@@ -54,4 +55,13 @@ void sr_net_close(sr_net *net)
 {
     if (net && net->close)
         net->close(net);
+}
+
+void sr_net_label(const char *model_path, char *buf, size_t size)
+{
+    const char *base = strrchr(model_path, '/');
+    snprintf(buf, size, "%s", base ? base + 1 : model_path);
+    char *dot = strstr(buf, ".safetensors");
+    if (dot)
+        *dot = '\0';
 }

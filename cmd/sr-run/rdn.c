@@ -164,19 +164,6 @@ static void rdn_close(sr_net *net)
     free(net);
 }
 
-static lr_status meta_in_range(lr_ctx *ctx, const lr_model *file, const char *key, int lo, int hi, int *out)
-{
-    int64_t v;
-    lr_status s = lr_model_meta_int(ctx, file, key, false, 0, &v);
-    if (s != LR_OK)
-        return s;
-    if (v < lo || v > hi)
-        return lr_fail(ctx, LR_ERR_MODEL, "%s: esrgan-slim hyper-parameter %s = %lld, expected %d..%d",
-                       lr_model_path(file), key, (long long)v, lo, hi);
-    *out = (int)v;
-    return LR_OK;
-}
-
 /* Looks up <layer>.weight [cout][cin][k][k] and <layer>.bias [cout]. */
 static lr_status get_conv(lr_ctx *ctx, const lr_model *file, const char *layer, int cin, int cout, int k,
                           rdn_conv *cv)
@@ -237,11 +224,11 @@ lr_status rdn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
         goto fail;
     }
     double value_range;
-    if ((s = meta_in_range(ctx, file, "scale", 1, 8, &r->scale)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "D", 1, RDN_MAX_BLOCKS, &r->D)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "C", 1, RDN_MAX_BLOCKS, &r->C)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "G", 1, 1024, &r->G)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "G0", 1, 1024, &r->G0)) != LR_OK ||
+    if ((s = lr_model_meta_int_in(ctx, file, "scale", false, 0, 1, 8, &r->scale)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "D", false, 0, 1, RDN_MAX_BLOCKS, &r->D)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "C", false, 0, 1, RDN_MAX_BLOCKS, &r->C)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "G", false, 0, 1, 1024, &r->G)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "G0", false, 0, 1, 1024, &r->G0)) != LR_OK ||
         (s = lr_model_meta_float(ctx, file, "value_range", true, 255.0, &value_range)) != LR_OK)
         goto fail;
     if (!(value_range > 0 && value_range < 1e6)) {

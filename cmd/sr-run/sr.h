@@ -32,6 +32,9 @@ struct sr_net {
 lr_status sr_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out);
 void sr_net_close(sr_net *net);
 
+/* "dir/fsrcnn-x2.safetensors" -> "fsrcnn-x2": a network's name as the user chose it. */
+void sr_net_label(const char *model_path, char *buf, size_t size);
+
 /* One per architecture (net.c's table). */
 lr_status bicubic_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out);
 lr_status fsrcnn_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out);

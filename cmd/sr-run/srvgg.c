@@ -91,20 +91,6 @@ static void srvgg_close(sr_net *net)
     free(net);
 }
 
-static lr_status meta_in_range(lr_ctx *ctx, const lr_model *file, const char *key, bool has_default, int dflt,
-                               int lo, int hi, int *out)
-{
-    int64_t v;
-    lr_status s = lr_model_meta_int(ctx, file, key, has_default, dflt, &v);
-    if (s != LR_OK)
-        return s;
-    if (v < lo || v > hi)
-        return lr_fail(ctx, LR_ERR_MODEL, "%s: srvgg hyper-parameter %s = %lld, expected %d..%d",
-                       lr_model_path(file), key, (long long)v, lo, hi);
-    *out = (int)v;
-    return LR_OK;
-}
-
 static lr_status get_f32(lr_ctx *ctx, const lr_model *file, const char *name, int ndim, const int64_t *shape,
                          const float **out)
 {
@@ -129,11 +115,11 @@ lr_status srvgg_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
         s = lr_fail(ctx, LR_ERR_NOMEM, "srvgg: out of memory");
         goto fail;
     }
-    if ((s = meta_in_range(ctx, file, "scale", false, 0, 1, 8, &g->scale)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "num_feat", false, 0, 1, 1024, &g->num_feat)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "num_conv", false, 0, 0, SRVGG_MAX_CONV, &g->num_conv)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "num_in_ch", true, 3, 1, 1024, &in_ch)) != LR_OK ||
-        (s = meta_in_range(ctx, file, "num_out_ch", true, 3, 1, 1024, &out_ch)) != LR_OK)
+    if ((s = lr_model_meta_int_in(ctx, file, "scale", false, 0, 1, 8, &g->scale)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "num_feat", false, 0, 1, 1024, &g->num_feat)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "num_conv", false, 0, 0, SRVGG_MAX_CONV, &g->num_conv)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "num_in_ch", true, 3, 1, 1024, &in_ch)) != LR_OK ||
+        (s = lr_model_meta_int_in(ctx, file, "num_out_ch", true, 3, 1, 1024, &out_ch)) != LR_OK)
         goto fail;
     if (in_ch != 3 || out_ch != 3) {
         s = lr_fail(ctx, LR_ERR_MODEL, "%s: srvgg with %d input and %d output channels (only RGB, 3)", path,

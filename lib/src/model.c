@@ -968,6 +968,20 @@ lr_status lr_model_meta_int(lr_ctx *ctx, const lr_model *m, const char *key, boo
     return LR_OK;
 }
 
+lr_status lr_model_meta_int_in(lr_ctx *ctx, const lr_model *m, const char *key, bool has_default,
+                               int dflt, int lo, int hi, int *out)
+{
+    int64_t v;
+    lr_status s = lr_model_meta_int(ctx, m, key, has_default, dflt, &v);
+    if (s != LR_OK)
+        return s;
+    if (v < lo || v > hi)
+        return lr_fail(ctx, LR_ERR_MODEL, "%s: metadata '%s' is %lld, expected %d..%d", m->path, key,
+                       (long long)v, lo, hi);
+    *out = (int)v;
+    return LR_OK;
+}
+
 lr_status lr_model_meta_float(lr_ctx *ctx, const lr_model *m, const char *key, bool has_default,
                               double dflt, double *out)
 {

@@ -58,6 +58,10 @@ const char *lr_model_meta(const lr_model *m, const char *key);
  * a present but malformed value is always LR_ERR_MODEL naming the key. */
 lr_status lr_model_meta_int(lr_ctx *ctx, const lr_model *m, const char *key, bool has_default,
                             int64_t dflt, int64_t *out);
+/* An integer hyper-parameter that must lie in [lo, hi] (lo >= INT_MIN, hi <= INT_MAX), as an
+ * int: LR_ERR_MODEL naming the key, its value and the range otherwise. */
+lr_status lr_model_meta_int_in(lr_ctx *ctx, const lr_model *m, const char *key, bool has_default,
+                               int dflt, int lo, int hi, int *out);
 lr_status lr_model_meta_float(lr_ctx *ctx, const lr_model *m, const char *key, bool has_default,
                               double dflt, double *out);
 /* LR_ERR_MODEL unless the metadata's "arch" (or config.json's model_type) equals arch. */
