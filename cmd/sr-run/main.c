@@ -4,13 +4,12 @@
  * Each input is read whole (as floats), then upscaled tile by tile; the result goes out in
  * bands of rows through the streaming PNG writer, so only one band of output rows is ever in
  * memory (upscale.h). A failing input is reported and the others are still done. */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "embed.h"
 #include "image.h"
@@ -89,32 +88,6 @@ static bool set_max_pixels(const cli_option *o, const char *arg, void *user)
 
 /* ---- inputs ---- */
 
-/* Reads one PNG (path "-": stdin). Reports failures; returns an exit status. */
-static int read_image(lr_ctx *ctx, const char *path, uint64_t max_pixels, image *img)
-{
-    bool is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
-        cli_error(path, "%s", strerror(errno));
-        return CLI_EXIT_DATA;
-    }
-    memset(img, 0, sizeof *img);
-    lr_status s = image_read_png(ctx, f, max_pixels, img);
-    if (!is_stdin)
-        fclose(f);
-    if (s != LR_OK) {
-        image_free(img);
-        cli_report(ctx, s, is_stdin ? "stdin" : path);
-        return CLI_EXIT_DATA;
-    }
-    return CLI_EXIT_OK;
-}
-
-static const char *input_name(const char *path)
-{
-    return strcmp(path, "-") == 0 ? "stdin" : path;
-}
-
 /* ---- upscaling ---- */
 
 typedef struct {
@@ -128,22 +101,6 @@ typedef struct {
 static lr_status png_rows(lr_ctx *ctx, void *user, const float *planes, int rows)
 {
     return image_png_writer_rows(ctx, user, planes, rows);
-}
-
-/* A float32 NPY header for shape [c, h, w], padded to 64 bytes as numpy writes it. */
-static void write_npy_header(FILE *f, int c, int h, int w)
-{
-    char dict[160];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, "
-                     "'shape': (%d, %d, %d), }", c, h, w);
-    int total = 10 + n + 1, padded = (total + 63) / 64 * 64, header_len = padded - 10;
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc(header_len & 0xFF, f);
-    fputc(header_len >> 8, f);
-    fwrite(dict, 1, (size_t)n, f);
-    for (int i = total; i < padded; i++)
-        fputc(' ', f);
-    fputc('\n', f);
 }
 
 /* Upscales the image into an open output. */
@@ -166,7 +123,7 @@ static lr_status write_result(runner *r, const image *img, FILE *f)
                            (long long)ws, (long long)hs);
         lr_status st = sr_upscale(ctx, &r->tiling, img, sr_full_output_rows, &full);
         if (st == LR_OK) {
-            write_npy_header(f, img->channels, (int)hs, (int)ws);
+            batch_write_npy_header(f, 3, (int[]){img->channels, (int)hs, (int)ws});
             fwrite(full.planes, sizeof(float), (size_t)n, f);
         }
         free(full.planes);
@@ -191,7 +148,7 @@ static lr_status write_result(runner *r, const image *img, FILE *f)
 static int upscale_file(runner *r, const char *path, const char *out_path)
 {
     image img;
-    int rc = read_image(r->ctx, path, r->opt->max_pixels, &img);
+    int rc = batch_read_png(r->ctx, path, r->opt->max_pixels, &img);
     if (rc != CLI_EXIT_OK)
         return rc;
     output *o;
@@ -203,72 +160,32 @@ static int upscale_file(runner *r, const char *path, const char *out_path)
     lr_status st = write_result(r, &img, output_stream(o));
     if (st != LR_OK) {
         output_abort(o);
-        cli_report(r->ctx, st, input_name(path));
+        cli_report(r->ctx, st, batch_input_name(path));
         image_free(&img);
         return CLI_EXIT_DATA;
     }
-    cli_info(input_name(path), "%dx%d -> %dx%d (%s) in %.3f s, peak memory %.0f MB", img.width,
+    cli_info(batch_input_name(path), "%dx%d -> %dx%d (%s) in %.3f s, peak memory %.0f MB", img.width,
              img.height, img.width * r->tiling.net->scale, img.height * r->tiling.net->scale,
              r->tiling.net->name, lr_time_now() - t0, (double)lr_peak_rss() / 1e6);
     image_free(&img);
     return output_commit(o);
 }
 
-static bool is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* DIR/<input's base name, extension replaced>. */
-static char *output_in_dir(const char *dir, const char *path, const char *ext)
-{
-    const char *base = strcmp(path, "-") == 0 ? "stdin" : path;
-    const char *slash = strrchr(base, '/');
-    if (slash)
-        base = slash + 1;
-    size_t stem = strlen(base);
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base)
-        stem = (size_t)(dot - base);
-    size_t dlen = strlen(dir);
-    bool has_slash = dlen && dir[dlen - 1] == '/';
-    size_t size = dlen + 1 + stem + strlen(ext) + 1;
-    char *out = malloc(size);
-    if (out)
-        snprintf(out, size, "%s%s%.*s%s", dir, has_slash ? "" : "/", (int)stem, base, ext);
-    return out;
-}
-
 static int run_upscale(runner *r, char **inputs, int n_inputs)
 {
-    static char *const stdin_only[] = {"-"};
-    if (n_inputs == 0) {
-        inputs = (char **)stdin_only;
-        n_inputs = 1;
-    }
-    const char *out = r->args->output;
-    bool to_stdout = !out || strcmp(out, "-") == 0;
-    if (!to_stdout && !*out)
-        return cli_usage_error("option -o: an empty name");
-    bool to_dir = !to_stdout && (out[strlen(out) - 1] == '/' || is_directory(out));
-    if (n_inputs > 1 && !to_dir)
-        return cli_usage_error("%d inputs need -o DIR (a directory, or a name ending in /)",
-                               n_inputs);
-    /* Parallel runs (xargs -P) may race to create it. */
-    if (to_dir && mkdir(out, 0777) != 0 && !(errno == EEXIST && is_directory(out))) {
-        cli_error(out, "cannot create the directory: %s", strerror(errno));
-        return CLI_EXIT_DATA;
-    }
+    batch_plan plan;
+    int rc = batch_plan_make(&plan, r->args->output, inputs, n_inputs, true);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     int status = CLI_EXIT_OK;
-    for (int i = 0; i < n_inputs; i++) {
-        char *target = NULL;
-        if (to_dir && !(target = output_in_dir(out, inputs[i], r->npy ? ".npy" : ".png"))) {
-            cli_error(inputs[i], "out of memory");
+    for (int i = 0; i < plan.n_inputs; i++) {
+        bool failed;
+        char *target = batch_target(&plan, plan.inputs[i], r->npy ? ".npy" : ".png", &failed);
+        if (failed) {
             status = CLI_EXIT_DATA;
             continue;
         }
-        int rc = upscale_file(r, inputs[i], to_dir ? target : to_stdout ? NULL : out);
+        rc = upscale_file(r, plan.inputs[i], target);
         free(target);
         if (rc != CLI_EXIT_OK) {
             status = rc;
@@ -334,14 +251,14 @@ static int eval_image(runner *r, const sr_tiling *bicubic, const char *path, eva
 {
     lr_ctx *ctx = r->ctx;
     image img;
-    int rc = read_image(ctx, path, r->opt->max_pixels, &img);
+    int rc = batch_read_png(ctx, path, r->opt->max_pixels, &img);
     if (rc != CLI_EXIT_OK)
         return rc;
     const int s = r->tiling.net->scale;
     const int H = img.height - img.height % s, W = img.width - img.width % s;
     const int h = H / s, w = W / s;
     if (H - 2 * s < 11 || W - 2 * s < 11) {
-        cli_error(input_name(path), "%dx%d is too small to evaluate at x%d (SSIM needs 11x11 "
+        cli_error(batch_input_name(path), "%dx%d is too small to evaluate at x%d (SSIM needs 11x11 "
                   "pixels after a border of %d)", img.width, img.height, s, s);
         image_free(&img);
         return CLI_EXIT_DATA;
@@ -384,7 +301,7 @@ static int eval_image(runner *r, const sr_tiling *bicubic, const char *path, eva
     free(sr_bicubic);
     free(y);
     if (st != LR_OK) {
-        cli_report(ctx, st, input_name(path));
+        cli_report(ctx, st, batch_input_name(path));
         return CLI_EXIT_DATA;
     }
     return CLI_EXIT_OK;
@@ -453,16 +370,16 @@ static int run_compare(lr_ctx *ctx, const cli_args *args, const sr_options *opt,
     if (n_files != 2)
         return cli_usage_error("compare needs two images: IMAGE REFERENCE");
     image a, b;
-    int rc = read_image(ctx, files[0], opt->max_pixels, &a);
+    int rc = batch_read_png(ctx, files[0], opt->max_pixels, &a);
     if (rc != CLI_EXIT_OK)
         return rc;
-    if ((rc = read_image(ctx, files[1], opt->max_pixels, &b)) != CLI_EXIT_OK) {
+    if ((rc = batch_read_png(ctx, files[1], opt->max_pixels, &b)) != CLI_EXIT_OK) {
         image_free(&a);
         return rc;
     }
     if (a.width != b.width || a.height != b.height) {
-        cli_error(NULL, "%s is %dx%d but %s is %dx%d", input_name(files[0]), a.width, a.height,
-                  input_name(files[1]), b.width, b.height);
+        cli_error(NULL, "%s is %dx%d but %s is %dx%d", batch_input_name(files[0]), a.width, a.height,
+                  batch_input_name(files[1]), b.width, b.height);
         image_free(&a);
         image_free(&b);
         return CLI_EXIT_DATA;
