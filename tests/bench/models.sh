@@ -5,6 +5,7 @@
 #     many records per run as a genome file has them (the filters of a length are built once),
 #     and at 1M (one record, one window) with peak memory.
 #   sr-run: output MP/s of the shipped super-resolution models at x2 and x4.
+#   seg-run: ms per 512x512 PNG with the built-in selfie model, against numpy.
 #   timeseries-forecast: Autoformer (models/autoformer-etth1-96.safetensors) windows/s on the
 #     first 256 test windows of ETTh1 (when ../shared/data is there).
 # Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_1M_LIMIT (seconds PyTorch gets
@@ -111,6 +112,29 @@ for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrga
         sed -n 's/.*= \([0-9.]*\) MP\/s.*/\1/p' | tail -1)
     echo "| $name | ${n}x$n | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
 done
+
+# seg-run: milliseconds per 512x512 PNG end to end (read, stretch, network, probabilities back
+# to the image, threshold, mask PNG written; 8 files per run, process start included) against
+# the same pipeline in numpy float32 (tools/selfie_reference.py bench, reading the .tflite).
+SELFIE=../shared/data/seg/mediapipe-selfie-tflite/selfie_segmentation.tflite
+PHOTO=../shared/data/images/astronaut.png
+[ -f "$PHOTO" ] || PHOTO=$tmp/sr512.png
+mkdir -p "$tmp/seg"
+for i in 1 2 3 4 5 6 7 8; do cp "$PHOTO" "$tmp/seg/in$i.png"; done
+start=$(now)
+"$BIN/seg-run" -j "$THREADS" -o "$tmp/seg/out/" "$tmp"/seg/in*.png
+ours=$(awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.1f", (e - s) * 1000 / 8 }')
+theirs=
+if [ -f "$SELFIE" ]; then
+    theirs=$("$PYTHON" tools/selfie_reference.py bench "$SELFIE" "$PHOTO" --repeat 2 |
+        sed -n 's/.*= \([0-9.]*\) ms per image.*/\1/p')
+fi
+echo
+echo "## seg-run: MediaPipe selfie, ms per 512x512 PNG end to end ($THREADS threads)"
+echo
+echo "| seg-run ms | numpy float32 ms | ours/numpy (throughput) |"
+echo "|--:|--:|--:|"
+echo "| $ours | ${theirs:--} | $(ratio "${theirs:-0}" "$ours") |"
 
 MODEL=models/autoformer-etth1-96.safetensors
 if [ -f "$ETTH1" ] && [ -f "$MODEL" ]; then
