@@ -10,6 +10,11 @@
  * packs the input planes directly. Scratch is bounded by the tile, whatever the image size.
  * Depthwise convolutions (groups == cin == cout) are a direct loop, one task per (channel,
  * rows), with the level's kernel summing all taps of a row segment in registers.
+ * Stride-1 ungrouped convolutions with few output channels, or a kernel above 1x1 on rows at
+ * least 20 wide (use_direct has the rule and its measurements), are a direct loop instead of
+ * the GEMM: one task per band of output rows copies the band's input rows with explicit zero
+ * padding, and the level's kernel keeps a block of output channels x pixel vectors in
+ * registers over all (ci, ky, kx) taps, with bias and activation applied at the store.
  *
  * Transposed convolution: per group, col[cout/groups * kh * kw x pixels] = W^T * in with the
  * same packers and micro-kernels, on L2-sized tiles of a band of input rows, each tile then
@@ -17,7 +22,9 @@
  * write the same value.
  *
  * Bit-identical for any thread count: tiles, bands and tasks depend only on the shapes and the
- * CPU level, and each output value is summed by one task at a time, in a fixed order. */
+ * CPU level (the direct path's bands also on the thread count, but there every value is one
+ * sum in (ci, ky, kx) order whatever the band), and each output value is summed by one
+ * task at a time, in a fixed order. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -54,6 +61,19 @@ void lr_conv_bias_act_avx512(float *x, int64_t n, float bias, float slope, int k
 typedef void (*scatter_add_fn)(float *dst, const float *src, int64_t n, int64_t stride);
 void lr_conv_scatter_add_avx2(float *dst, const float *src, int64_t n, int64_t stride);
 void lr_conv_scatter_add_avx512(float *dst, const float *src, int64_t n, int64_t stride);
+/* direct: for c < nc, x < n: out[c * out_cstride + x] = act(sum over ci < cin, ky < kh,
+ * kx < kw (in that order, from 0) of wpk[((ci * kh + ky) * kw + kx) * nc + c] *
+ * src[ci * ci_step + ky * row_step + x + kx] (+ bias[c] if bias), slope[c]) with act by kind
+ * as bias_act; nc <= the level's direct_max_nc. */
+typedef void (*direct_fn)(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                          int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                          const float *slope, int kind);
+void lr_conv_direct_avx2(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                         int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                         const float *slope, int kind);
+void lr_conv_direct_avx512(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                           int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                           const float *slope, int kind);
 
 static void scatter_add_ref(float *dst, const float *src, int64_t n, int64_t stride)
 {
@@ -70,6 +90,29 @@ static void dw_taps_ref(float *out, int64_t n, const float *src, int64_t row_ste
             for (int t = 0; t < kw; t++)
                 acc += wt[r * kw + t] * src[r * row_step + x + t * dil];
         out[x] = acc;
+    }
+}
+
+static void bias_act_ref(float *x, int64_t n, float bias, float slope, int kind);
+
+static void direct_ref(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                       int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                       const float *slope, int kind)
+{
+    for (int c = 0; c < nc; c++) {
+        float *o = out + c * out_cstride;
+        for (int64_t x = 0; x < n; x++) {
+            const float *w = wpk + c;
+            float acc = 0;
+            for (int ci = 0; ci < cin; ci++)
+                for (int ky = 0; ky < kh; ky++) {
+                    const float *s = src + ci * ci_step + ky * row_step + x;
+                    for (int kx = 0; kx < kw; kx++, w += nc)
+                        acc += *w * s[kx];
+                }
+            o[x] = acc;
+        }
+        bias_act_ref(o, n, bias ? bias[c] : 0.0f, slope[c], kind);
     }
 }
 
@@ -91,12 +134,15 @@ typedef struct {
     dw_taps_fn dw_taps;
     bias_act_fn bias_act;
     scatter_add_fn scatter_add;
+    direct_fn direct;
+    int direct_max_nc; /* output channels one direct call may take */
 } conv_kernels;
 
-static const conv_kernels kernels_ref = {dw_taps_ref, bias_act_ref, scatter_add_ref};
-static const conv_kernels kernels_avx2 = {lr_conv_dw_taps_avx2, lr_conv_bias_act_avx2, lr_conv_scatter_add_avx2};
+static const conv_kernels kernels_ref = {dw_taps_ref, bias_act_ref, scatter_add_ref, direct_ref, 8};
+static const conv_kernels kernels_avx2 = {lr_conv_dw_taps_avx2, lr_conv_bias_act_avx2, lr_conv_scatter_add_avx2,
+                                          lr_conv_direct_avx2, 6};
 static const conv_kernels kernels_avx512 = {lr_conv_dw_taps_avx512, lr_conv_bias_act_avx512,
-                                            lr_conv_scatter_add_avx512};
+                                            lr_conv_scatter_add_avx512, lr_conv_direct_avx512, 12};
 
 static const conv_kernels *kernels_for(lr_cpu_level level)
 {
@@ -613,6 +659,150 @@ static lr_status conv_depthwise(lr_ctx *ctx, const conv_call *c)
     return LR_OK;
 }
 
+/* ---- convolution: direct, for few output channels --------------------------------------- */
+
+/* A task owns a band of output rows, all channels. It copies the input rows the band reads,
+ * for every input channel, into its scratch with the padding made explicit (zero rows above
+ * and below, pad_left zeros before and pad_right after each row), so every tap of every
+ * output pixel reads inside the copy. Then per output row and block of at most direct_max_nc
+ * channels the level's kernel keeps the block's channels x a few pixel vectors in registers
+ * and runs over (ci, ky, kx) with the weights, pre-arranged once per call as
+ * [block][ci][ky][kx][channel of block], read in order. Each output value is one FMA chain
+ * in (ci, ky, kx) order, whatever the band, block or thread. */
+typedef struct {
+    const conv_call *c;
+    const conv_kernels *k;
+    const float *wpk;     /* channel c0's block starts at wpk + c0 * K */
+    const float *slope;   /* act_param_of per output channel */
+    int kind;             /* bias_act kind; sigmoid runs after the kernel */
+    int64_t K, pw, band, n_blocks;
+} direct_job;
+
+/* Channels [*c0, *c0 + *nc) of block b: n_blocks near-equal blocks. */
+static void direct_block(int64_t cout, int64_t n_blocks, int64_t b, int64_t *c0, int64_t *nc)
+{
+    *c0 = b * cout / n_blocks;
+    *nc = (b + 1) * cout / n_blocks - *c0;
+}
+
+static void direct_task(void *arg, size_t task, int thread)
+{
+    const direct_job *j = arg;
+    const conv_call *c = j->c;
+    const lr_conv2d_desc *d = c->d;
+    int64_t y0 = (int64_t)task * j->band, y1 = min64(c->ho, y0 + j->band), kh = d->kh, pw = j->pw, w = c->w;
+    int64_t rows = y1 - y0 + kh - 1, plane = (int64_t)c->ho * c->wo;
+    float *buf = lr_thread_scratch(c->ctx, thread);
+    for (int64_t ci = 0; ci < c->cin; ci++)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t iy = y0 + r - d->pad_top;
+            float *dst = buf + (ci * rows + r) * pw;
+            if (iy < 0 || iy >= c->h) {
+                memset(dst, 0, (size_t)pw * sizeof *dst);
+                continue;
+            }
+            memset(dst, 0, (size_t)d->pad_left * sizeof *dst);
+            memcpy(dst + d->pad_left, c->in + (ci * c->h + iy) * w, (size_t)w * sizeof *dst);
+            memset(dst + d->pad_left + w, 0, (size_t)(pw - d->pad_left - w) * sizeof *dst);
+        }
+    for (int64_t y = y0; y < y1; y++)
+        for (int64_t b = 0; b < j->n_blocks; b++) {
+            int64_t c0, nc;
+            direct_block(c->cout, j->n_blocks, b, &c0, &nc);
+            float *out = c->out + c0 * plane + y * c->wo;
+            j->k->direct(out, plane, c->wo, (int)nc, buf + (y - y0) * pw, rows * pw, pw, c->cin, d->kh, d->kw,
+                         j->wpk + c0 * j->K, c->bias ? c->bias + c0 : NULL, j->slope + c0, j->kind);
+            if (d->act == LR_ACT_SIGMOID)
+                for (int64_t i = 0; i < nc; i++)
+                    for (int64_t x = 0; x < c->wo; x++)
+                        out[i * plane + x] = activate1(LR_ACT_SIGMOID, out[i * plane + x], 0.0f);
+        }
+}
+
+enum {
+    DIRECT_BAND_FLOATS = 1 << 16, /* a task's padded input rows: 256 KB, about L2 */
+    DIRECT_MAX_BAND = 16,         /* output rows per task */
+    DIRECT_MAX_ROW_FLOATS = 1 << 20, /* cin * kh padded rows above this: the GEMM path */
+};
+
+static lr_status conv_direct(lr_ctx *ctx, const conv_call *c)
+{
+    const lr_conv2d_desc *d = c->d;
+    direct_job j = {.c = c, .k = kernels_for(lr_ctx_cpu(ctx))};
+    j.K = (int64_t)c->cin * d->kh * d->kw;
+    j.pw = (int64_t)d->pad_left + c->w + d->pad_right;
+    j.n_blocks = ceil_div(c->cout, j.k->direct_max_nc);
+    /* bands as tall as the cache allows, then evened out over a multiple of the threads (the
+     * banding does not change any value, so it may depend on the thread count) */
+    int64_t fit = DIRECT_BAND_FLOATS / ((int64_t)c->cin * j.pw) - (d->kh - 1);
+    int64_t threads = max64(1, lr_ctx_threads(ctx));
+    int64_t tasks = ceil_div(c->ho, max64(1, min64(fit, DIRECT_MAX_BAND)));
+    tasks = ceil_div(tasks, threads) * threads;
+    j.band = ceil_div(c->ho, tasks);
+    switch (d->act) {
+    case LR_ACT_RELU: j.kind = 1; break;
+    case LR_ACT_LEAKY_RELU:
+    case LR_ACT_PRELU: j.kind = 2; break;
+    case LR_ACT_HARDSWISH: j.kind = 3; break;
+    default: j.kind = 0; break;
+    }
+    float *wpk = malloc((size_t)(c->cout * j.K + c->cout) * sizeof *wpk);
+    if (!wpk)
+        return lr_fail(ctx, LR_ERR_NOMEM, "conv2d: no memory to arrange %lld weights", (long long)(c->cout * j.K));
+    float *slope = wpk + c->cout * j.K;
+    lr_status s = lr_thread_scratch_reserve(ctx, (size_t)(c->cin * (j.band + d->kh - 1) * j.pw) * sizeof(float));
+    if (s != LR_OK) {
+        free(wpk);
+        return s;
+    }
+    for (int64_t b = 0; b < j.n_blocks; b++) {
+        int64_t c0, nc;
+        direct_block(c->cout, j.n_blocks, b, &c0, &nc);
+        for (int64_t i = 0; i < nc; i++)
+            for (int64_t t = 0; t < j.K; t++)
+                wpk[c0 * j.K + t * nc + i] = c->weight[(c0 + i) * j.K + t];
+    }
+    for (int64_t co = 0; co < c->cout; co++)
+        slope[co] = act_param_of(d, co);
+    j.wpk = wpk;
+    j.slope = slope;
+    lr_parallel_for(ctx, (size_t)ceil_div(c->ho, j.band), direct_task, &j);
+    free(wpk);
+    return LR_OK;
+}
+
+/* Whether lr_conv2d takes the direct path (stride 1, dilation 1, one group, and the padded
+ * rows of a band within DIRECT_MAX_ROW_FLOATS): when cout <= 24, or the kernel is larger than
+ * 1x1 and the output at least 20 pixels wide. Measured with tests/bench/bench_conv and a
+ * sweep of shapes, one thread, AVX-512, GFLOP/s of the GEMM path -> the direct path (peak
+ * about 230): few output channels gain most, as they fill few rows of the GEMM's 14 x 32
+ * micro-tile and the im2col packing is paid for little work: 3x3 at 128x128 32->4 25 -> 148,
+ * 64->4 25 -> 144, 80->4 23 -> 145, 12->12 78 -> 192, 32->12 71 -> 187; 3x3 64->12 at
+ * 256x256 69 -> 141; 1x1 56->12 115 -> 125. With more output channels the direct path still
+ * wins for kernels above 1x1, as it packs nothing: 3x3 64->64 at 256x256 127 -> 188, 64->32
+ * at 128x128 103 -> 194, 5x5 1->56 143 -> 177, 7x7 32->32 at 64x64 101 -> 220, 3x3 64->64
+ * at 20x20 110 -> 126, 256->256 at 32x32 170 -> 195; it loses on narrow rows, where a
+ * 12-channel chunk of two vectors is mostly masked off: 3x3 256->256 at 16x16 164 -> 143. A
+ * 1x1 with many output channels is a draw at AVX-512 (12->56 122 -> 125, 64->256 180 -> 180)
+ * and the GEMM's at AVX2 (12->56 69 -> 52), so it stays on the GEMM.
+ * LR_CONV_PATH=direct or =gemm in the environment forces a path where both apply (for the
+ * benchmark and the tests). */
+static bool use_direct(const conv_call *c)
+{
+    const lr_conv2d_desc *d = c->d;
+    if (d->groups != 1 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1)
+        return false;
+    int64_t pw = (int64_t)d->pad_left + c->w + d->pad_right;
+    if ((int64_t)c->cin * d->kh * pw > DIRECT_MAX_ROW_FLOATS)
+        return false; /* scratch would outgrow the cache and the bound conv.h promises */
+    const char *force = getenv("LR_CONV_PATH");
+    if (force && !strcmp(force, "direct"))
+        return true;
+    if (force && !strcmp(force, "gemm"))
+        return false;
+    return c->cout <= 24 || ((int64_t)d->kh * d->kw > 1 && c->wo >= 20);
+}
+
 lr_status lr_conv2d(lr_ctx *ctx, const lr_conv2d_desc *d, const float *in, int cin, int h, int w,
                     const float *weight, const float *bias, int cout, float *out)
 {
@@ -623,6 +813,8 @@ lr_status lr_conv2d(lr_ctx *ctx, const lr_conv2d_desc *d, const float *in, int c
     conv_call c = {ctx, d, in, weight, bias, out, cin, h, w, cout, ho, wo};
     if (d->groups == cin && cout == cin && cin > 1)
         return conv_depthwise(ctx, &c);
+    if (use_direct(&c))
+        return conv_direct(ctx, &c);
     return conv_gemm(ctx, &c);
 }
 

@@ -3,8 +3,12 @@
  * K = cin/groups * kh * kw; transposed: col[cout/groups * kh * kw x pixels] = W^T * in), so
  * the table shows what im2col, banding and the fused epilogue cost on top of the GEMM.
  * Depthwise layers have no useful GEMM form (K = kh * kw per channel): only % of peak.
+ * Stride-1 ungrouped layers can take either of lr_conv2d's paths, the implicit GEMM or the
+ * direct kernel for few output channels: both are timed (LR_CONV_PATH=gemm / =direct, the
+ * switch conv.c reads for this), next to what lr_conv2d picks by itself.
  * Prints a markdown table: best-of-N time, GFLOP/s, % of the peak lr_peak_gflops measures in
- * the same run, the GEMM figure and the ratio, and the process's peak RSS so far.
+ * the same run, the GEMM-path and direct-path figures, the lr_sgemm figure and the ratio, and
+ * the process's peak RSS so far.
  * Usage: bench_conv [seconds per measurement, default 3] */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +31,20 @@ static const layer layers[] = {
     {"3x3 3->64 (SR head)", 3, 64, 256, 256, 3, 1, 1, 1, 0},
     {"3x3 64->12 (SR tail)", 64, 12, 256, 256, 3, 1, 1, 1, 0},
     {"1x1 64->64", 64, 64, 256, 256, 1, 1, 0, 1, 0},
+    {"FSRCNN 5x5 1->56", 1, 56, 128, 128, 5, 1, 2, 1, 0},
+    {"FSRCNN 1x1 56->12", 56, 12, 128, 128, 1, 1, 0, 1, 0},
+    {"FSRCNN 3x3 12->12", 12, 12, 128, 128, 3, 1, 1, 1, 0},
+    {"FSRCNN 1x1 12->56", 12, 56, 128, 128, 1, 1, 0, 1, 0},
+    {"ESPCN 5x5 1->64", 1, 64, 128, 128, 5, 1, 2, 1, 0},
+    {"ESPCN 3x3 64->32", 64, 32, 128, 128, 3, 1, 1, 1, 0},
+    {"ESPCN 3x3 32->4", 32, 4, 128, 128, 3, 1, 1, 1, 0},
+    {"RDN 3x3 64->4 (growth)", 64, 4, 128, 128, 3, 1, 1, 1, 0},
+    {"RDN 3x3 80->4 (growth)", 80, 4, 128, 128, 3, 1, 1, 1, 0},
+    {"RDN 1x1 68->64 (LFF)", 68, 64, 128, 128, 1, 1, 0, 1, 0},
+    {"RDN 3x3 32->12", 32, 12, 128, 128, 3, 1, 1, 1, 0},
+    {"3x3 64->24", 64, 24, 128, 128, 3, 1, 1, 1, 0},
+    {"3x3 64->32", 64, 32, 128, 128, 3, 1, 1, 1, 0},
+    {"3x3 16->16", 16, 16, 128, 128, 3, 1, 1, 1, 0},
     {"dw 3x3 96", 96, 96, 128, 128, 3, 1, 1, 96, 0},
     {"dw 5x5 96", 96, 96, 128, 128, 5, 1, 2, 96, 0},
     {"dw 3x3 96 stride 2", 96, 96, 128, 128, 3, 2, 1, 96, 0},
@@ -168,7 +186,13 @@ typedef struct {
     const layer *l;
     int threads;
     double flops, seconds, gemm_seconds, rss_mib;
+    double path_seconds[2]; /* lr_conv2d forced onto the GEMM path, the direct path */
 } row;
+
+static const char *const path_names[2] = {"gemm", "direct"};
+
+/* Both paths exist for ungrouped stride-1 convolutions (and not too wide rows). */
+static int has_both_paths(const layer *l) { return !l->transposed && l->groups == 1 && l->stride == 1; }
 
 int main(int argc, char **argv)
 {
@@ -197,8 +221,10 @@ int main(int argc, char **argv)
             peak[t] = fmax(peak[t], lr_peak_gflops(ctx[t], t));
             row *r = &rows[n_rows++];
             *r = (row){.l = p.l, .threads = t, .flops = conv_flops(&p), .seconds = INFINITY,
-                       .gemm_seconds = INFINITY};
-            double turn = budget / (2 * ROUNDS);
+                       .gemm_seconds = INFINITY, .path_seconds = {INFINITY, INFINITY}};
+            /* the row's measurements share its budget */
+            int measurements = 1 + (p.M ? 1 : 0) + (has_both_paths(p.l) ? 2 : 0);
+            double turn = budget / (measurements * ROUNDS);
             run_conv(ctx[t], &p); /* untimed: warms caches, page tables and the pool */
             if (p.M)
                 run_gemm(ctx[t], &p);
@@ -207,6 +233,13 @@ int main(int argc, char **argv)
                 pause_for_idle_workers();
                 if (p.M) {
                     r->gemm_seconds = fmin(r->gemm_seconds, best_time(run_gemm, ctx[t], &p, turn));
+                    pause_for_idle_workers();
+                }
+                for (int path = 0; path < 2 && has_both_paths(p.l); path++) {
+                    setenv("LR_CONV_PATH", path_names[path], 1);
+                    run_conv(ctx[t], &p);
+                    r->path_seconds[path] = fmin(r->path_seconds[path], best_time(run_conv, ctx[t], &p, turn));
+                    unsetenv("LR_CONV_PATH");
                     pause_for_idle_workers();
                 }
             }
@@ -221,13 +254,21 @@ int main(int argc, char **argv)
            "(transposed: col[cout*k*k x pixels] = W^T * in). Peak (lr_peak_gflops, best of the run): "
            "%.1f GFLOP/s on 1 thread, %.1f on 2. Best of N within %.1f s per row.\n\n",
            peak[1], peak[2], budget);
-    printf("| layer | input | threads | ms | GFLOP/s | %% of peak | GEMM GFLOP/s | conv/GEMM | peak RSS MiB |\n");
-    printf("|:---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("lr_conv2d's GEMM path and direct path forced (LR_CONV_PATH) where both apply.\n\n");
+    printf("| layer | input | threads | ms | GFLOP/s | %% of peak | GEMM path | direct path | lr_sgemm GFLOP/s | "
+           "conv/lr_sgemm | peak RSS MiB |\n");
+    printf("|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n_rows; i++) {
         const row *r = &rows[i];
         double gflops = r->flops / r->seconds * 1e-9;
         printf("| %s | %dx%dx%d | %d | %.2f | %.1f | %.0f%% |", r->l->name, r->l->cin, r->l->h, r->l->w, r->threads,
                r->seconds * 1e3, gflops, 100 * gflops / peak[r->threads]);
+        for (int path = 0; path < 2; path++) {
+            if (isfinite(r->path_seconds[path]))
+                printf(" %.1f |", r->flops / r->path_seconds[path] * 1e-9);
+            else
+                printf(" - |");
+        }
         if (isfinite(r->gemm_seconds)) {
             double gemm_gflops = r->flops / r->gemm_seconds * 1e-9;
             printf(" %.1f | %.2f |", gemm_gflops, gflops / gemm_gflops);

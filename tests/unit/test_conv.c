@@ -2,8 +2,10 @@
  * every CPU level this machine has (1x1 images, odd sizes, channel counts off the vector
  * widths, kernels 1/3/5/9, 1x7 and 7x1, strides 1-3, dilations 1-3, asymmetric pads, groups
  * 1/2/3/depthwise/depth multiplier, every activation, with and without bias, several K blocks
- * and pixel tiles, transposed bands of both parities); bit-identical output for 1, 2 and 3
- * threads; the transposed op as the adjoint of the convolution; pixel shuffle against its
+ * and pixel tiles, transposed bands of both parities), the plain cases on both of lr_conv2d's
+ * paths (implicit GEMM and direct, forced with LR_CONV_PATH) and the direct path at awkward
+ * sizes (widths 1..40, cout 1..64 across its channel blocks, cin 1..80, kernels 1/3/5/7,
+ * asymmetric pads); bit-identical output for 1, 2 and 3 threads; the transposed op as the adjoint of the convolution; pixel shuffle against its
  * definition; parity with PyTorch fixtures (tests/fixtures/conv, tools/make_conv_fixtures.py,
  * within 1e-5); argument errors.
  *
@@ -177,11 +179,68 @@ static const conv_case conv_cases[] = {
     {"bands, groups 2", 128, 6, 30, 31, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 2, LR_ACT_NONE, 0},
 };
 
+/* Every case on lr_conv2d's own choice of path, then forced onto each path where it has both
+ * (the GEMM and the direct one; LR_CONV_PATH is the switch conv.c reads). */
 static void test_conv_vs_ref(void)
 {
-    seed_random(11);
-    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
-        run_case(&conv_cases[i], false);
+    const char *paths[] = {NULL, "gemm", "direct"};
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        seed_random(11);
+        if (paths[p])
+            setenv("LR_CONV_PATH", paths[p], 1);
+        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+            run_case(&conv_cases[i], false);
+        unsetenv("LR_CONV_PATH");
+    }
+}
+
+/* The direct path (stride 1, few output channels, or wide rows) at awkward sizes: widths
+ * 1..40 around the vector widths, output channels 1..24 (one or two channel blocks) and some
+ * of 25..64 (several blocks of unequal sizes), input channels 1..80, kernels 1/3/5/7 and
+ * 1x5/5x1, asymmetric pads up to the kernel size, every activation, with and without bias. */
+static void test_direct_awkward(void)
+{
+    seed_random(17);
+    const int cins[] = {1, 2, 3, 5, 12, 17, 32, 64, 80};
+    const int kernels[][2] = {{1, 1}, {3, 3}, {5, 5}, {7, 7}, {1, 5}, {5, 1}, {3, 3}};
+    const lr_act acts[] = {LR_ACT_NONE, LR_ACT_RELU, LR_ACT_LEAKY_RELU, LR_ACT_PRELU, LR_ACT_PRELU,
+                           LR_ACT_SIGMOID, LR_ACT_HARDSWISH};
+    for (int i = 0; i < 48; i++) {
+        conv_case c = {.name = "direct awkward"};
+        c.w = 1 + i * 7 % 40;
+        c.h = 1 + i * 5 % 11;
+        c.cout = i < 40 ? 1 + i * 11 % 24 : 25 + i * 13 % 40;
+        c.cin = cins[i * 4 % 9];
+        c.kh = kernels[i % 7][0];
+        c.kw = kernels[i % 7][1];
+        c.sh = c.sw = c.dh = c.dw = 1;
+        c.groups = 1;
+        /* pads: any split of up to kh - 1 + 1 rows, but the output at least 1x1 */
+        c.pt = (i * 3) % c.kh;
+        c.pb = (i + 1) % (c.kh + 1);
+        c.pl = (i * 5) % c.kw;
+        c.pr = (i * 2 + 1) % (c.kw + 1);
+        while (c.h + c.pt + c.pb < c.kh)
+            c.pb++;
+        while (c.w + c.pl + c.pr < c.kw)
+            c.pr++;
+        c.act = acts[i % 7];
+        c.prelu_shared = i % 7 == 4;
+        if (i >= 40)
+            c.w += 20; /* wide enough that lr_conv2d picks the direct path for many channels */
+        run_case_bias(&c, false, i % 5 != 3);
+    }
+    /* the SR layer shapes, on a tile with odd edges */
+    const conv_case sr[] = {
+        {"FSRCNN 3x3 12->12 TF SAME", 12, 12, 19, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, LR_ACT_PRELU, 0},
+        {"FSRCNN 5x5 1->56 TF SAME", 1, 56, 13, 35, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 1, LR_ACT_PRELU, 0},
+        {"FSRCNN 1x1 56->12", 56, 12, 9, 33, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, LR_ACT_PRELU, 0},
+        {"ESPCN 3x3 32->4", 32, 4, 11, 41, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, LR_ACT_NONE, 0},
+        {"RDN 3x3 80->4", 80, 4, 10, 23, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, LR_ACT_RELU, 0},
+        {"tall band", 3, 5, 70, 9, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 0, 0, 1, LR_ACT_NONE, 0},
+    };
+    for (size_t i = 0; i < sizeof sr / sizeof sr[0]; i++)
+        run_case(&sr[i], false);
 }
 
 static void test_conv_every_activation(void)
@@ -506,6 +565,7 @@ int main(void)
     RUN(test_out_size);
     RUN(test_activate);
     RUN(test_conv_vs_ref);
+    RUN(test_direct_awkward);
     RUN(test_conv_every_activation);
     RUN(test_no_bias);
     RUN(test_transpose_vs_ref);

@@ -25,8 +25,10 @@
  * task). Scratch is bounded: lr_conv2d works on L2-sized tiles of output pixels (per-thread
  * scratch) plus one packed copy of the weights per call, never an im2col of the whole image;
  * lr_conv_transpose2d likewise on L2-sized tiles of input pixels.
- * Depthwise convolutions (groups == cin == cout) take a direct path; everything else is a
- * GEMM per group.
+ * Depthwise convolutions (groups == cin == cout), and stride-1 ungrouped ones with few output
+ * channels or wide rows, take direct SIMD paths (registers hold a block of output channels x
+ * pixel vectors); everything else is a GEMM per group (lib/src/conv.c: use_direct has the rule
+ * and its measurements). LR_CONV_PATH=direct|gemm forces one where both apply (tests, bench).
  * in and out must not overlap. LR_ERR_ARG for sizes < 1 (pads or output padding < 0), channels
  * not divisible by groups, an output smaller than 1x1, NULL pointers (bias may be NULL), an
  * unknown activation, PReLU without act_param or with act_param_count not 1 or cout;

@@ -1,5 +1,6 @@
-/* AVX2 kernels of the convolutions (conv.c declares them): the depthwise tap sum and the
- * bias + activation epilogue, as in conv_avx512.c with 8-wide registers. */
+/* AVX2 kernels of the convolutions (conv.c declares them): the depthwise tap sum, the
+ * bias + activation epilogue, the col2im scatter and the direct convolution, as in
+ * conv_avx512.c with 8-wide registers. */
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -115,4 +116,119 @@ void lr_conv_scatter_add_avx2(float *dst, const float *src, int64_t n, int64_t s
     }
     for (; x < n; x++)
         dst[x * stride] += src[x];
+}
+
+/* ---- direct convolution ------------------------------------------------------------------
+ * As lr_conv_direct_avx512 (see there for the exact definition) with 8-wide registers: nc <= 6
+ * channels x nv vectors of accumulators within the 16 registers. Full chunks load plainly; the
+ * last, partial chunk uses masked loads and stores. */
+void lr_conv_direct_avx2(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                         int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                         const float *slope, int kind);
+
+enum { DIRECT_MAX_NC = 6, DIRECT_MAX_NV = 6 };
+
+typedef struct {
+    float *out;
+    int64_t out_cstride, n;
+    const float *src;
+    int64_t ci_step, row_step;
+    int cin, kh, kw;
+    const float *wpk, *bias, *slope;
+    int kind;
+} direct_args;
+
+static inline __attribute__((always_inline)) void direct_chunk(const direct_args *a, int64_t x, const int NC,
+                                                               const int NV, const int MASKED)
+{
+    __m256 acc[DIRECT_MAX_NC][DIRECT_MAX_NV], in[DIRECT_MAX_NV];
+    __m256i m[DIRECT_MAX_NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++)
+        m[v] = tail_mask(MASKED ? a->n - x - 8 * v : 8);
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            acc[c][v] = _mm256_setzero_ps();
+    const float *w = a->wpk;
+    for (int ci = 0; ci < a->cin; ci++)
+        for (int ky = 0; ky < a->kh; ky++) {
+            const float *s = a->src + ci * a->ci_step + ky * a->row_step + x;
+            for (int kx = 0; kx < a->kw; kx++, s++, w += NC) {
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++)
+                    in[v] = MASKED ? _mm256_maskload_ps(s + 8 * v, m[v]) : _mm256_loadu_ps(s + 8 * v);
+#pragma GCC unroll 8
+                for (int c = 0; c < NC; c++) {
+                    __m256 wv = _mm256_broadcast_ss(w + c);
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++)
+                        acc[c][v] = _mm256_fmadd_ps(wv, in[v], acc[c][v]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) {
+        __m256 b = _mm256_set1_ps(a->bias ? a->bias[c] : 0.0f), sl = _mm256_set1_ps(a->slope[c]);
+        float *o = a->out + c * a->out_cstride + x;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __m256 r = act8(a->bias ? _mm256_add_ps(acc[c][v], b) : acc[c][v], sl, a->kind);
+            if (MASKED)
+                _mm256_maskstore_ps(o + 8 * v, m[v], r);
+            else
+                _mm256_storeu_ps(o + 8 * v, r);
+        }
+    }
+}
+
+typedef void (*direct_chunk_fn)(const direct_args *a, int64_t x);
+
+/* direct_NC_NV: whole vectors; direct_NC_m: the last, partial vector of a row */
+#define DIRECT_DEF(NC, NV) \
+    static void direct_##NC##_##NV(const direct_args *a, int64_t x) { direct_chunk(a, x, NC, NV, 0); }
+#define DIRECT_DEF2(NC)                                                                                \
+    DIRECT_DEF(NC, 1) DIRECT_DEF(NC, 2)                                                               \
+    static void direct_##NC##_m(const direct_args *a, int64_t x) { direct_chunk(a, x, NC, 1, 1); }
+#define DIRECT_DEF3(NC) DIRECT_DEF2(NC) DIRECT_DEF(NC, 3)
+#define DIRECT_DEF4(NC) DIRECT_DEF3(NC) DIRECT_DEF(NC, 4)
+#define DIRECT_DEF6(NC) DIRECT_DEF4(NC) DIRECT_DEF(NC, 5) DIRECT_DEF(NC, 6)
+#define DIRECT_ROW2(NC) {direct_##NC##_m, direct_##NC##_1, direct_##NC##_2}
+#define DIRECT_ROW3(NC) {direct_##NC##_m, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3}
+#define DIRECT_ROW4(NC) {direct_##NC##_m, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4}
+#define DIRECT_ROW6(NC)                                                                                 \
+    {direct_##NC##_m, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4, direct_##NC##_5, \
+     direct_##NC##_6}
+
+/* Vectors per chunk for nc channels: nc * nv accumulators plus nv inputs and a weight within
+ * the 16 registers. */
+static const int direct_nv[DIRECT_MAX_NC + 1] = {0, 6, 4, 3, 3, 2, 2};
+DIRECT_DEF6(1)
+DIRECT_DEF4(2)
+DIRECT_DEF3(3)
+DIRECT_DEF3(4)
+DIRECT_DEF2(5)
+DIRECT_DEF2(6)
+/* [nc][nv]; [nc][0] is the masked partial vector */
+static const direct_chunk_fn direct_table[DIRECT_MAX_NC + 1][DIRECT_MAX_NV + 1] = {
+    {NULL}, DIRECT_ROW6(1), DIRECT_ROW4(2), DIRECT_ROW3(3), DIRECT_ROW3(4), DIRECT_ROW2(5), DIRECT_ROW2(6),
+};
+
+void lr_conv_direct_avx2(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                         int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                         const float *slope, int kind)
+{
+    direct_args a = {out, out_cstride, n, src, ci_step, row_step, cin, kh, kw, wpk, bias, slope, kind};
+    int nv = direct_nv[nc];
+    int64_t x = 0;
+    for (; x + 8 * nv <= n; x += 8 * nv)
+        direct_table[nc][nv](&a, x);
+    int64_t vecs = (n - x) / 8; /* whole vectors left, fewer than nv */
+    if (vecs > 0) {
+        direct_table[nc][vecs](&a, x);
+        x += 8 * vecs;
+    }
+    if (x < n)
+        direct_table[nc][0](&a, x);
 }

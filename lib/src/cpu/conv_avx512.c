@@ -1,6 +1,7 @@
-/* AVX-512 kernels of the convolutions (conv.c declares them): the depthwise tap sum and the
- * bias + activation epilogue. Both give every element the same operations whatever its
- * position, so the results do not depend on how rows are split. */
+/* AVX-512 kernels of the convolutions (conv.c declares them): the depthwise tap sum, the
+ * bias + activation epilogue, the col2im scatter and the direct convolution. Each gives every
+ * element the same operations whatever its position, so the results do not depend on how
+ * rows or channels are split. */
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -109,4 +110,124 @@ void lr_conv_scatter_add_avx512(float *dst, const float *src, int64_t n, int64_t
     }
     for (; x < n; x++)
         dst[x * stride] += src[x];
+}
+
+/* ---- direct convolution ------------------------------------------------------------------
+ * out[c * out_cstride + x] = act(sum over ci < cin, ky < kh, kx < kw (in that order, one FMA
+ * chain from 0) of wpk[((ci * kh + ky) * kw + kx) * nc + c] * src[ci * ci_step + ky * row_step
+ * + x + kx]  (+ bias[c] when bias is not NULL), slope[c]) for c < nc, x < n; every source
+ * element read is inside the caller's padded rows. A chunk keeps nc output channels x nv
+ * vectors of pixels in registers; per tap it loads nv input vectors and broadcasts nc weights
+ * (read in order from the packed array). Each element's operations do not depend on the
+ * chunk it falls in, so the result does not depend on how the caller splits rows or channels. */
+void lr_conv_direct_avx512(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                           int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                           const float *slope, int kind);
+
+enum { DIRECT_MAX_NC = 12, DIRECT_MAX_NV = 8 };
+
+typedef struct {
+    float *out;
+    int64_t out_cstride, n;
+    const float *src;
+    int64_t ci_step, row_step;
+    int cin, kh, kw;
+    const float *wpk, *bias, *slope;
+    int kind;
+} direct_args;
+
+static inline __attribute__((always_inline)) void direct_chunk(const direct_args *a, int64_t x, const int NC,
+                                                               const int NV)
+{
+    __m512 acc[DIRECT_MAX_NC][DIRECT_MAX_NV], in[DIRECT_MAX_NV];
+    __mmask16 m[DIRECT_MAX_NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++)
+        m[v] = tail_mask(a->n - x - 16 * v);
+#pragma GCC unroll 12
+    for (int c = 0; c < NC; c++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            acc[c][v] = _mm512_setzero_ps();
+    const float *w = a->wpk;
+    for (int ci = 0; ci < a->cin; ci++)
+        for (int ky = 0; ky < a->kh; ky++) {
+            const float *s = a->src + ci * a->ci_step + ky * a->row_step + x;
+            for (int kx = 0; kx < a->kw; kx++, s++, w += NC) {
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++)
+                    in[v] = _mm512_maskz_loadu_ps(m[v], s + 16 * v);
+#pragma GCC unroll 12
+                for (int c = 0; c < NC; c++) {
+                    __m512 wv = _mm512_set1_ps(w[c]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++)
+                        acc[c][v] = _mm512_fmadd_ps(wv, in[v], acc[c][v]);
+                }
+            }
+        }
+#pragma GCC unroll 12
+    for (int c = 0; c < NC; c++) {
+        __m512 b = _mm512_set1_ps(a->bias ? a->bias[c] : 0.0f), sl = _mm512_set1_ps(a->slope[c]);
+        float *o = a->out + c * a->out_cstride + x;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __m512 r = a->bias ? _mm512_add_ps(acc[c][v], b) : acc[c][v];
+            _mm512_mask_storeu_ps(o + 16 * v, m[v], act16(r, sl, a->kind));
+        }
+    }
+}
+
+typedef void (*direct_chunk_fn)(const direct_args *a, int64_t x);
+
+#define DIRECT_DEF(NC, NV) \
+    static void direct_##NC##_##NV(const direct_args *a, int64_t x) { direct_chunk(a, x, NC, NV); }
+#define DIRECT_DEF2(NC) DIRECT_DEF(NC, 1) DIRECT_DEF(NC, 2)
+#define DIRECT_DEF3(NC) DIRECT_DEF2(NC) DIRECT_DEF(NC, 3)
+#define DIRECT_DEF4(NC) DIRECT_DEF3(NC) DIRECT_DEF(NC, 4)
+#define DIRECT_DEF5(NC) DIRECT_DEF4(NC) DIRECT_DEF(NC, 5)
+#define DIRECT_DEF6(NC) DIRECT_DEF5(NC) DIRECT_DEF(NC, 6)
+#define DIRECT_DEF8(NC) DIRECT_DEF6(NC) DIRECT_DEF(NC, 7) DIRECT_DEF(NC, 8)
+#define DIRECT_ROW2(NC) {NULL, direct_##NC##_1, direct_##NC##_2}
+#define DIRECT_ROW3(NC) {NULL, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3}
+#define DIRECT_ROW4(NC) {NULL, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4}
+#define DIRECT_ROW5(NC) {NULL, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4, direct_##NC##_5}
+#define DIRECT_ROW6(NC)                                                                                 \
+    {NULL, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4, direct_##NC##_5,         \
+     direct_##NC##_6}
+#define DIRECT_ROW8(NC)                                                                                 \
+    {NULL, direct_##NC##_1, direct_##NC##_2, direct_##NC##_3, direct_##NC##_4, direct_##NC##_5,         \
+     direct_##NC##_6, direct_##NC##_7, direct_##NC##_8}
+
+/* Vectors per chunk for nc channels: nc * nv accumulators plus nv inputs within the 32
+ * registers, nv as large as that allows (wider chunks reuse each broadcast weight more). */
+static const int direct_nv[DIRECT_MAX_NC + 1] = {0, 8, 8, 6, 5, 4, 4, 3, 3, 2, 2, 2, 2};
+DIRECT_DEF8(1)
+DIRECT_DEF8(2)
+DIRECT_DEF6(3)
+DIRECT_DEF5(4)
+DIRECT_DEF4(5)
+DIRECT_DEF4(6)
+DIRECT_DEF3(7)
+DIRECT_DEF3(8)
+DIRECT_DEF2(9)
+DIRECT_DEF2(10)
+DIRECT_DEF2(11)
+DIRECT_DEF2(12)
+static const direct_chunk_fn direct_table[DIRECT_MAX_NC + 1][DIRECT_MAX_NV + 1] = {
+    {NULL},         DIRECT_ROW8(1), DIRECT_ROW8(2),  DIRECT_ROW6(3),  DIRECT_ROW5(4),  DIRECT_ROW4(5), DIRECT_ROW4(6),
+    DIRECT_ROW3(7), DIRECT_ROW3(8), DIRECT_ROW2(9), DIRECT_ROW2(10), DIRECT_ROW2(11), DIRECT_ROW2(12),
+};
+
+void lr_conv_direct_avx512(float *out, int64_t out_cstride, int64_t n, int nc, const float *src, int64_t ci_step,
+                           int64_t row_step, int cin, int kh, int kw, const float *wpk, const float *bias,
+                           const float *slope, int kind)
+{
+    direct_args a = {out, out_cstride, n, src, ci_step, row_step, cin, kh, kw, wpk, bias, slope, kind};
+    int nv = direct_nv[nc];
+    int64_t x = 0;
+    for (; x + 16 * nv <= n; x += 16 * nv)
+        direct_table[nc][nv](&a, x);
+    if (x < n)
+        direct_table[nc][(n - x + 15) / 16](&a, x);
 }
