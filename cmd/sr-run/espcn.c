@@ -39,7 +39,7 @@ static lr_status espcn_forward(lr_ctx *ctx, const sr_net *net, const float *in, 
     size_t plane = (size_t)h * (size_t)w, channels = first + (size_t)e->cout[1];
     if (plane > SIZE_MAX / sizeof(float) / channels)
         return lr_fail(ctx, LR_ERR_NOMEM, "espcn: a %dx%d input is too large", h, w);
-    float *buf = malloc(channels * plane * sizeof(float));
+    float *buf = sr_net_scratch(net, channels * plane);
     if (!buf)
         return lr_fail(ctx, LR_ERR_NOMEM, "espcn: out of memory for a %dx%d input", h, w);
     float *act[3] = {buf, buf + first * plane, buf};
@@ -58,7 +58,6 @@ static lr_status espcn_forward(lr_ctx *ctx, const sr_net *net, const float *in, 
         for (size_t i = 0; i < n; i++)
             out[i] = tanhf(out[i]);
     }
-    free(buf);
     return s;
 }
 

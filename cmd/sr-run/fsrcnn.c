@@ -48,7 +48,7 @@ static lr_status fsrcnn_forward(lr_ctx *ctx, const sr_net *net, const float *in,
     size_t plane = (size_t)h * (size_t)w, channels = (size_t)f->d + 2 * (size_t)narrow;
     if (plane > SIZE_MAX / sizeof(float) / channels)
         return lr_fail(ctx, LR_ERR_NOMEM, "fsrcnn: a %dx%d input is too large", h, w);
-    float *buf = malloc(channels * plane * sizeof(float));
+    float *buf = sr_net_scratch(net, channels * plane);
     if (!buf)
         return lr_fail(ctx, LR_ERR_NOMEM, "fsrcnn: out of memory for a %dx%d input", h, w);
     float *wide = buf, *narrow_a = buf + (size_t)f->d * plane;
@@ -73,7 +73,6 @@ static lr_status fsrcnn_forward(lr_ctx *ctx, const sr_net *net, const float *in,
         for (size_t i = 0; i < n; i++)
             out[i] += f->out_bias;
     }
-    free(buf);
     return s;
 }
 

@@ -1,8 +1,14 @@
 /* sr_net_open: the model file's metadata "arch" picks the network (one file each). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sr.h"
+
+struct sr_scratch {
+    float *data;
+    size_t n;
+};
 
 typedef lr_status (*net_open_fn)(lr_ctx *ctx, const lr_model *file, sr_net **out);
 
@@ -45,16 +51,40 @@ lr_status sr_net_open(lr_ctx *ctx, const lr_model *file, sr_net **out)
         }
         if (!n->name)
             (*out)->name = n->arch ? n->arch : arch;
+        if (!((*out)->scratch = calloc(1, sizeof *(*out)->scratch))) {
+            sr_net_close(*out);
+            *out = NULL;
+            return lr_fail(ctx, LR_ERR_NOMEM, "out of memory");
+        }
         return LR_OK;
     }
     return lr_fail(ctx, LR_ERR_MODEL, "%s: not a super-resolution model (arch '%s')",
                    lr_model_path(file), arch);
 }
 
+float *sr_net_scratch(const sr_net *net, size_t n)
+{
+    struct sr_scratch *s = net->scratch;
+    if (n > s->n) {
+        free(s->data);
+        s->n = 0;
+        if (n > SIZE_MAX / sizeof(float) || !(s->data = malloc(n * sizeof(float))))
+            return NULL;
+        s->n = n;
+    }
+    return s->data;
+}
+
 void sr_net_close(sr_net *net)
 {
-    if (net && net->close)
+    if (!net)
+        return;
+    struct sr_scratch *scratch = net->scratch;
+    if (net->close)
         net->close(net);
+    if (scratch)
+        free(scratch->data);
+    free(scratch);
 }
 
 void sr_net_label(const char *model_path, char *buf, size_t size)

@@ -90,7 +90,7 @@ static lr_status rdn_forward(lr_ctx *ctx, const sr_net *net, const float *in, in
     size_t planes = n_work + n_acc + n_tmp;
     if (hw > SIZE_MAX / sizeof(float) / planes)
         return lr_fail(ctx, LR_ERR_NOMEM, "%s: a %dx%d input is too large", r->name, h, w);
-    float *buf = malloc(planes * hw * sizeof(float));
+    float *buf = sr_net_scratch(net, planes * hw);
     if (!buf)
         return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory for a %dx%d input (%zu MB)", r->name, h,
                        w, planes * hw * sizeof(float) >> 20);
@@ -138,7 +138,6 @@ static lr_status rdn_forward(lr_ctx *ctx, const sr_net *net, const float *in, in
     }
     if (s == LR_OK)
         s = lr_pixel_shuffle(ctx, tmp, 3, h, w, r->scale, out);
-    free(buf);
     return s;
 }
 

@@ -25,7 +25,13 @@ struct sr_net {
                          float *out);
     void (*close)(sr_net *net);
     void *impl;
+    struct sr_scratch *scratch; /* set by sr_net_open: see sr_net_scratch */
 };
+
+/* n floats of the network's working memory, kept between calls and grown when needed, so that
+ * tiles of one size reuse the same pages instead of faulting in fresh ones each time. NULL
+ * when out of memory. One forward at a time per network. */
+float *sr_net_scratch(const sr_net *net, size_t n);
 
 /* Opens the network a model file describes (LR_ERR_MODEL with the reason if it is not a
  * super-resolution model, or a tensor or hyper-parameter is missing or mis-shaped). */

@@ -35,7 +35,7 @@ static lr_status srvgg_forward(lr_ctx *ctx, const sr_net *net, const float *in, 
     size_t hw = (size_t)h * (size_t)w;
     if (hw > SIZE_MAX / sizeof(float) / 2 / widest)
         return lr_fail(ctx, LR_ERR_NOMEM, "%s: a %dx%d input is too large", g->name, h, w);
-    float *buf = malloc(2 * widest * hw * sizeof(float));
+    float *buf = sr_net_scratch(net, 2 * widest * hw);
     if (!buf)
         return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory for a %dx%d input (%zu MB)", g->name, h, w,
                        2 * widest * hw * sizeof(float) >> 20);
@@ -69,7 +69,6 @@ static lr_status srvgg_forward(lr_ctx *ctx, const sr_net *net, const float *in, 
                     row[xo] += src[xo / s];
             }
     }
-    free(buf);
     return st;
 }
 
