@@ -93,13 +93,13 @@ def png(path, n):
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", n, n, 8, 2, 0, 0, 0))
                 + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-for n in (128, 512):
+for n in (256, 512):
     png("%s/sr%d.png" % (sys.argv[1], n), n)
 PY
 echo "| model | input | sr-run MP/s | PyTorch MP/s | ours/PyTorch |"
 echo "|---|--:|--:|--:|--:|"
-for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrgan-slim-x2:128:2:esrgan_torch \
-            esrgan-slim-x4:128:4:esrgan_torch realesr-animevideov3-x4:128:4:esrgan_torch; do
+for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrgan-slim-x2:256:2:esrgan_torch \
+            esrgan-slim-x4:256:4:esrgan_torch realesr-animevideov3-x4:256:4:esrgan_torch; do
     name=${spec%%:*}; rest=${spec#*:}; n=${rest%%:*}; rest=${rest#*:}; scale=${rest%%:*}; tool=${rest#*:}
     start=$(now)
     "$BIN/sr-run" -j "$THREADS" -m "$name" -o "$tmp/sr.png" "$tmp/sr$n.png"
