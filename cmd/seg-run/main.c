@@ -28,8 +28,9 @@
 /* -m auto: the landscape model (256 x 144) from this width/height ratio on, as MediaPipe's
  * selfie solution chooses it for wide video frames. */
 #define LANDSCAPE_RATIO 1.5
-/* Networks that take any input size see the image with its short side at this size. */
-enum { ANY_SIZE_SHORT_SIDE = 512 };
+/* Networks that take any input size see the image with its short side at --size, by default
+ * this (mmsegmentation's ADE20K test scale). */
+enum { DEFAULT_SHORT_SIDE = 512, MAX_SHORT_SIDE = 16384 };
 
 /* Colours for one-class networks: label ids 0 background, 1 person; overlay tint. */
 static const unsigned char binary_palette[2 * 3] = {0, 0, 0, 255, 64, 160};
@@ -44,6 +45,9 @@ typedef struct {
     bool stats;           /* --stats */
     bool logits;          /* --logits (npy) */
     bool letterbox;       /* --fit letterbox */
+    int size;             /* --size: the short side for networks of any input size */
+    int tile, overlap;    /* --tile, --overlap: sliding windows (tile 0: the whole image) */
+    bool overlap_given;
     uint64_t max_pixels;
 } seg_options;
 
@@ -79,6 +83,34 @@ static bool set_fit(const cli_option *o, const char *arg, void *user)
         cli_usage_error("option --fit: unknown mode '%s' (choose from stretch, letterbox)", arg);
         return false;
     }
+    return true;
+}
+
+static bool set_size(const cli_option *o, const char *arg, void *user)
+{
+    int64_t v;
+    if (!cli_option_int(o, arg, 1, MAX_SHORT_SIDE, &v))
+        return false;
+    ((seg_options *)user)->size = (int)v;
+    return true;
+}
+
+static bool set_tile(const cli_option *o, const char *arg, void *user)
+{
+    int64_t v;
+    if (!cli_option_int(o, arg, 1, MAX_SHORT_SIDE, &v))
+        return false;
+    ((seg_options *)user)->tile = (int)v;
+    return true;
+}
+
+static bool set_overlap(const cli_option *o, const char *arg, void *user)
+{
+    int64_t v;
+    if (!cli_option_int(o, arg, 0, MAX_SHORT_SIDE - 1, &v))
+        return false;
+    ((seg_options *)user)->overlap = (int)v;
+    ((seg_options *)user)->overlap_given = true;
     return true;
 }
 
@@ -187,17 +219,82 @@ static lr_status resize_rgb(lr_ctx *ctx, const image *img, float *out, int h, in
     return s;
 }
 
-static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img, bool letterbox,
-                         seg_result *res)
+/* mmsegmentation's slide inference on in [3][ih][iw]: windows of min(tile, ih) x
+ * min(tile, iw) pixels every tile - overlap pixels, the last one of a row or column moved
+ * back to end at the border; each window's logits brought to the window's size (bilinear,
+ * half-pixel) when the network's output is smaller, summed, and divided by the number of
+ * windows covering each pixel. out: [classes][ih][iw]. Windows run one after another, so the
+ * sums happen in a fixed order (deterministic). */
+static lr_status forward_tiled(lr_ctx *ctx, const seg_net *net, const float *in, int ih, int iw,
+                               int tile, int overlap, float *out)
 {
+    const int C = net->classes, step = tile - overlap;
+    const int th = tile < ih ? tile : ih, tw = tile < iw ? tile : iw;
+    const int rows = (ih - th + step - 1) / step + 1, cols = (iw - tw + step - 1) / step + 1;
+    int oh, ow;
+    net->out_size(net, th, tw, &oh, &ow);
+    const int64_t n = (int64_t)ih * iw, wn = (int64_t)th * tw;
+    const bool resize = oh != th || ow != tw;
+    float *win = malloc((size_t)(3 * wn) * sizeof *win);
+    float *wout = malloc((size_t)C * oh * ow * sizeof *wout);
+    float *wres = resize ? malloc((size_t)(C * wn) * sizeof *wres) : wout;
+    int *count = calloc((size_t)n, sizeof *count);
+    lr_status s = LR_OK;
+    if (!win || !wout || !wres || !count) {
+        s = lr_fail(ctx, LR_ERR_NOMEM, "out of memory for %dx%d tiles", tw, th);
+        goto done;
+    }
+    memset(out, 0, (size_t)(C * n) * sizeof *out);
+    for (int r = 0; r < rows && s == LR_OK; r++) {
+        const int y1 = (r * step + th < ih ? r * step + th : ih) - th;
+        for (int c = 0; c < cols && s == LR_OK; c++) {
+            const int x1 = (c * step + tw < iw ? c * step + tw : iw) - tw;
+            for (int ch = 0; ch < 3; ch++)
+                for (int y = 0; y < th; y++)
+                    memcpy(win + (ch * th + y) * (int64_t)tw,
+                           in + ch * n + (y1 + y) * (int64_t)iw + x1, (size_t)tw * sizeof *win);
+            if ((s = net->forward(ctx, net, win, th, tw, wout)) != LR_OK)
+                break;
+            const lr_resize_desc bilinear = {LR_RESIZE_BILINEAR, 0.0, false};
+            if (resize && (s = lr_resize(ctx, &bilinear, wout, C, oh, ow, wres, th, tw)) != LR_OK)
+                break;
+            for (int k = 0; k < C; k++)
+                for (int y = 0; y < th; y++) {
+                    float *o = out + k * n + (y1 + y) * (int64_t)iw + x1;
+                    const float *w = wres + (k * th + y) * (int64_t)tw;
+                    for (int x = 0; x < tw; x++)
+                        o[x] += w[x];
+                }
+            for (int y = 0; y < th; y++)
+                for (int x = 0; x < tw; x++)
+                    count[(y1 + y) * (int64_t)iw + x1 + x]++;
+        }
+    }
+    for (int k = 0; s == LR_OK && k < C; k++)
+        for (int64_t i = 0; i < n; i++)
+            out[k * n + i] /= (float)count[i];
+done:
+    free(win);
+    free(wout);
+    if (resize)
+        free(wres);
+    free(count);
+    return s;
+}
+
+static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
+                         const seg_options *opt, seg_result *res)
+{
+    const bool letterbox = opt->letterbox;
     const int H = img->height, W = img->width, C = net->classes;
     memset(res, 0, sizeof *res);
     res->width = W;
     res->height = H;
     res->classes = C;
     int ih = net->in_height, iw = net->in_width;
-    if (iw == 0) { /* any size: the short side to ANY_SIZE_SHORT_SIDE */
-        double s = (double)ANY_SIZE_SHORT_SIDE / (H < W ? H : W);
+    const bool tiled = iw == 0 && opt->tile > 0;
+    if (iw == 0) { /* any size: the short side to --size */
+        double s = (double)opt->size / (H < W ? H : W);
         ih = (int)fmax(1.0, round(H * s));
         iw = (int)fmax(1.0, round(W * s));
     }
@@ -211,7 +308,12 @@ static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img, bool
         x0 = (iw - rw) / 2;
         y0 = (ih - rh) / 2;
     }
-    net->out_size(net, ih, iw, &res->out_h, &res->out_w);
+    if (tiled) { /* the windows' logits are averaged at the input's resolution */
+        res->out_h = ih;
+        res->out_w = iw;
+    } else {
+        net->out_size(net, ih, iw, &res->out_h, &res->out_w);
+    }
     const int oh = res->out_h, ow = res->out_w;
     const int64_t in_n = (int64_t)ih * iw, out_n = (int64_t)oh * ow;
     float *in = calloc((size_t)(3 * in_n), sizeof *in);
@@ -233,7 +335,11 @@ static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img, bool
                 memcpy(in + c * in_n + (int64_t)(y0 + y) * iw + x0,
                        part + ((int64_t)c * rh + y) * rw, (size_t)rw * sizeof *in);
     }
-    if (s != LR_OK || (s = net->forward(ctx, net, in, ih, iw, res->logits)) != LR_OK)
+    if (s != LR_OK)
+        goto done;
+    s = tiled ? forward_tiled(ctx, net, in, ih, iw, opt->tile, opt->overlap, res->logits)
+              : net->forward(ctx, net, in, ih, iw, res->logits);
+    if (s != LR_OK)
         goto done;
     memcpy(prob_net, res->logits, (size_t)(C * out_n) * sizeof *prob_net);
     logits_to_prob(prob_net, C, out_n);
@@ -524,7 +630,7 @@ static int segment_file(runner *r, const char *path, const char *out_path, bool 
         return rc;
     }
     seg_result res;
-    lr_status s = segment(r->ctx, net, &img, r->opt->letterbox, &res);
+    lr_status s = segment(r->ctx, net, &img, r->opt, &res);
     if (s != LR_OK) {
         image_free(&img);
         return cli_report(r->ctx, s, batch_input_name(path));
@@ -603,7 +709,8 @@ static int run_batch(runner *r, char **operands, int n_operands)
 
 int main(int argc, char **argv)
 {
-    seg_options opt = {.threshold = 0.5, .max_pixels = DEFAULT_MAX_PIXELS};
+    seg_options opt = {.threshold = 0.5, .max_pixels = DEFAULT_MAX_PIXELS,
+                       .size = DEFAULT_SHORT_SIDE};
     const cli_option options[] = {
         {"threshold", 't', "T", "probability above which a pixel is foreground (default 0.5; "
          "with cutout: a hard alpha)", set_threshold},
@@ -614,6 +721,12 @@ int main(int argc, char **argv)
          set_stats},
         {"logits", 0, NULL, "with -f npy: the raw logits at the network's output size",
          set_logits},
+        {"size", 0, "N", "networks of any input size (VAN, DiNAT) see the image with its short "
+         "side resized to N pixels (default 512)", set_size},
+        {"tile", 0, "N", "networks of any input size: sliding-window inference on N x N "
+         "windows of the resized image, logits averaged where they overlap", set_tile},
+        {"overlap", 0, "P", "with --tile: pixels shared by neighbouring windows (default N/3)",
+         set_overlap},
         {"max-pixels", 0, "N", "refuse images of more pixels (default 50M; 0: no limit)",
          set_max_pixels},
         {NULL, 0, NULL, NULL, NULL},
@@ -638,6 +751,13 @@ int main(int argc, char **argv)
             r.format = (seg_format)i;
     if (opt.logits && r.format != FMT_NPY)
         return cli_usage_error("option --logits: only with -f npy");
+    if (opt.overlap_given && !opt.tile)
+        return cli_usage_error("option --overlap: only with --tile");
+    if (opt.tile && !opt.overlap_given)
+        opt.overlap = opt.tile / 3;
+    if (opt.tile && opt.overlap >= opt.tile)
+        return cli_usage_error("option --overlap: %d is not smaller than the tile (%d)",
+                               opt.overlap, opt.tile);
     if ((rc = cli_context(&args, &r.ctx)) != CLI_EXIT_OK)
         return rc;
     r.automatic = !args.model || strcmp(args.model, "auto") == 0;

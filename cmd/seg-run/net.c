@@ -14,6 +14,8 @@ static const struct {
 } architectures[] = {
     {"pointwise", pointwise_net_open},
     /* networks of other files: one line each */
+    {"van-fpn", van_net_open},
+    {"dinat-fpn", dinat_net_open},
     {"mediapipe-selfie", selfie_net_open},
     {NULL, NULL}, /* the end (the table may otherwise be empty) */
 };

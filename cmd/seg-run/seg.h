@@ -38,5 +38,7 @@ void seg_net_close(seg_net *net);
 
 /* One per architecture (net.c's table). */
 lr_status selfie_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
+lr_status van_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
+lr_status dinat_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
 
 #endif
