@@ -164,6 +164,7 @@ typedef struct {
     int width, height, classes;
     float *prob;   /* [classes][height][width] (one plane for one class): at the image's size */
     float *logits; /* [classes][out_h][out_w]: the network's raw output */
+    unsigned char *labels; /* classes > 1: the argmax per pixel (ties to the lower id) */
     int out_h, out_w;
 } seg_result;
 
@@ -171,6 +172,7 @@ static void result_free(seg_result *res)
 {
     free(res->prob);
     free(res->logits);
+    free(res->labels);
     memset(res, 0, sizeof *res);
 }
 
@@ -282,6 +284,31 @@ done:
     return s;
 }
 
+/* res->labels from res->prob, a plane at a time (the per-pixel walk across 150 planes of a
+ * large image was most of the run). */
+static lr_status argmax_labels(lr_ctx *ctx, seg_result *res)
+{
+    const int64_t n = (int64_t)res->height * res->width;
+    float *best = malloc((size_t)n * sizeof *best);
+    res->labels = calloc((size_t)n, 1);
+    if (!best || !res->labels) {
+        free(best);
+        return lr_fail(ctx, LR_ERR_NOMEM, "out of memory for a %dx%d label map", res->width,
+                       res->height);
+    }
+    memcpy(best, res->prob, (size_t)n * sizeof *best);
+    for (int c = 1; c < res->classes; c++) {
+        const float *p = res->prob + c * n;
+        for (int64_t i = 0; i < n; i++)
+            if (p[i] > best[i]) {
+                best[i] = p[i];
+                res->labels[i] = (unsigned char)c;
+            }
+    }
+    free(best);
+    return LR_OK;
+}
+
 static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
                          const seg_options *opt, seg_result *res)
 {
@@ -363,6 +390,8 @@ static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
     }
     const lr_resize_desc bilinear = {LR_RESIZE_BILINEAR, 0.0, false};
     s = lr_resize(ctx, &bilinear, crop ? crop : prob_net, C, ch, cw, res->prob, H, W);
+    if (s == LR_OK && C > 1)
+        s = argmax_labels(ctx, res);
 done:
     free(in);
     free(part);
@@ -377,14 +406,7 @@ done:
  * argmax; ties to the lower id). */
 static unsigned char label_at(const seg_result *res, int64_t i, float threshold)
 {
-    if (res->classes == 1)
-        return res->prob[i] > threshold;
-    const int64_t n = (int64_t)res->height * res->width;
-    int best = 0;
-    for (int c = 1; c < res->classes; c++)
-        if (res->prob[c * n + i] > res->prob[best * n + i])
-            best = c;
-    return (unsigned char)best;
+    return res->classes == 1 ? res->prob[i] > threshold : res->labels[i];
 }
 
 /* The probability of the foreground: p, or 1 - p(class 0). */
