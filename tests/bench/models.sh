@@ -98,7 +98,7 @@ for n in (256, 512):
 PY
 echo "| model | input | sr-run MP/s | PyTorch MP/s | ours/PyTorch |"
 echo "|---|--:|--:|--:|--:|"
-for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrgan-slim-x2:256:2:esrgan_torch \
+for spec in fsrcnn-x2:512:2:opencv_sr_torch espcn-x2:512:2:opencv_sr_torch esrgan-slim-x2:512:2:esrgan_torch \
             esrgan-slim-x4:256:4:esrgan_torch realesr-animevideov3-x4:256:4:esrgan_torch; do
     name=${spec%%:*}; rest=${spec#*:}; n=${rest%%:*}; rest=${rest#*:}; scale=${rest%%:*}; tool=${rest#*:}
     start=$(now)
