@@ -637,7 +637,9 @@ static void write_header(image_png_writer *w, const image *like, unsigned char *
     png_set_IHDR(w->png, w->info, (png_uint_32)w->width, (png_uint_32)w->height, w->bit_depth,
                  types[w->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
-    png_set_compression_level(w->png, 6);
+    /* zlib level 3, not libpng's 6: files 8-14% larger, but deflate was half of an upscaling
+     * run (1024x1024 RGB from fsrcnn-x2: 0.29 s in all instead of 0.56 s). */
+    png_set_compression_level(w->png, 3);
     png_write_info(w->png, w->info);
     /* Colour chunks raw, before IDAT (there is never a PLTE), in the order the spec lists. */
     unsigned char buf[32];

@@ -64,7 +64,7 @@ lr_status image_read_png(lr_ctx *ctx, FILE *f, uint64_t max_pixels, image *img);
 lr_status image_read_png_memory(lr_ctx *ctx, const void *data, size_t size,
                                 uint64_t max_pixels, image *img);
 /* Writes img as PNG: grey (1), grey+alpha (2), RGB (3) or RGBA (4) at img->bit_depth, values
- * clamped to 0..1 and rounded to nearest, with img's colour chunks. */
+ * clamped to 0..1 and rounded to nearest, with img's colour chunks; zlib level 3 (fast). */
 lr_status image_write_png(lr_ctx *ctx, FILE *f, const image *img);
 
 /* Row-streaming PNG output, so that a large result never has to exist whole: the header
