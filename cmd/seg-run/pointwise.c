@@ -8,22 +8,17 @@
  *   "stride"       s >= 1 (default 1): each output pixel sees the mean RGB of an s x s block
  *                  of the input (the last blocks cut by the border), so the output is
  *                  ceil(h / s) x ceil(w / s),
- *   "input_width", "input_height"  the size the program stretches to (default 0 x 0: any),
- *   "class_names"  optional, comma-separated, one per class,
- *   "palette"      optional, comma-separated r,g,b 0..255, three per class.
+ *   "input_width", "input_height"  the size the program stretches to (default 0 x 0: any);
+ *   class_names and palette as every network has them (net.c).
  * logit[c] = bias[c] + sum_k weight[c][k] * mean RGB[k], in float with the sum in k order:
  * deterministic, one thread (the work is a few operations per pixel). */
 #include <stdlib.h>
-#include <string.h>
 
 #include "seg.h"
 
 typedef struct {
     const float *weight, *bias;
     int stride;
-    char *names_text;       /* class_names split in place */
-    const char **names;
-    unsigned char *palette;
 } pointwise;
 
 static void pointwise_out_size(const seg_net *net, int h, int w, int *out_h, int *out_w)
@@ -64,27 +59,8 @@ static lr_status pointwise_forward(lr_ctx *ctx, const seg_net *net, const float 
 
 static void pointwise_close(seg_net *net)
 {
-    pointwise *p = net->impl;
-    if (p) {
-        free(p->names_text);
-        free(p->names);
-        free(p->palette);
-        free(p);
-    }
+    free(net->impl);
     free(net);
-}
-
-/* "a,b,c" into n parts (in place in text); false unless exactly n non-empty parts. */
-static bool split_commas(char *text, int n, const char **parts)
-{
-    int i = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(text, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (i < n)
-            parts[i++] = tok;
-        else
-            return false;
-    return i == n;
 }
 
 lr_status pointwise_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out)
@@ -117,47 +93,11 @@ lr_status pointwise_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out)
     p->weight = weight.data;
     p->bias = bias.data;
     p->stride = stride;
-    const char *names = lr_model_meta(file, "class_names");
-    if (names) {
-        p->names_text = strdup(names);
-        p->names = calloc((size_t)classes, sizeof *p->names);
-        if (!p->names_text || !p->names) {
-            pointwise_close(net);
-            return lr_fail(ctx, LR_ERR_NOMEM, "out of memory");
-        }
-        if (!split_commas(p->names_text, classes, p->names)) {
-            pointwise_close(net);
-            return lr_fail(ctx, LR_ERR_MODEL, "%s: class_names must name %d classes",
-                           lr_model_path(file), classes);
-        }
-    }
-    const char *palette = lr_model_meta(file, "palette");
-    if (palette) {
-        p->palette = malloc((size_t)classes * 3);
-        const char *c = palette;
-        for (int i = 0; p->palette && i < 3 * classes; i++) {
-            char *end;
-            long v = strtol(c, &end, 10);
-            if (end == c || v < 0 || v > 255 || (i + 1 < 3 * classes ? *end != ',' : *end)) {
-                pointwise_close(net);
-                return lr_fail(ctx, LR_ERR_MODEL, "%s: palette must be %d values 0..255, "
-                               "comma-separated", lr_model_path(file), 3 * classes);
-            }
-            p->palette[i] = (unsigned char)v;
-            c = end + 1;
-        }
-        if (!p->palette) {
-            pointwise_close(net);
-            return lr_fail(ctx, LR_ERR_NOMEM, "out of memory");
-        }
-    }
     net->arch = "pointwise";
     net->name = "pointwise";
     net->in_width = in_w;
     net->in_height = in_h;
     net->classes = classes;
-    net->class_names = p->names;
-    net->palette = p->palette;
     net->out_size = pointwise_out_size;
     net->forward = pointwise_forward;
     *out = net;

@@ -29,10 +29,14 @@ struct seg_net {
                          float *out);
     void (*close)(seg_net *net);
     void *impl;
+    struct seg_labels *labels; /* set by seg_net_open: class_names and palette from metadata */
 };
 
 /* Opens the network a model file describes (LR_ERR_MODEL with the reason when it is not a
- * segmentation model, or a tensor or hyper-parameter is missing or mis-shaped). */
+ * segmentation model, or a tensor or hyper-parameter is missing or mis-shaped). For every
+ * network, optional metadata names the classes for --format label and colours them:
+ *   "class_names"  comma-separated, one per class;
+ *   "palette"      comma-separated r,g,b values 0..255, three per class. */
 lr_status seg_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
 void seg_net_close(seg_net *net);
 
