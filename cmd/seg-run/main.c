@@ -162,7 +162,9 @@ static int net_for(runner *r, int width, int height, seg_net **net)
 
 typedef struct {
     int width, height, classes;
-    float *prob;   /* [classes][height][width] (one plane for one class): at the image's size */
+    /* At the image's size: [classes][height][width] when every plane is kept (-f npy), else
+     * one plane, the probability of class 0 (one class: of the foreground). */
+    float *prob;
     float *logits; /* [classes][out_h][out_w]: the network's raw output */
     unsigned char *labels; /* classes > 1: the argmax per pixel (ties to the lower id) */
     int out_h, out_w;
@@ -284,21 +286,33 @@ done:
     return s;
 }
 
-/* res->labels from res->prob, a plane at a time (the per-pixel walk across 150 planes of a
- * large image was most of the run). */
-static lr_status argmax_labels(lr_ctx *ctx, seg_result *res)
+/* The probabilities src [classes][ch][cw] at the image's size into res->prob (all planes, or
+ * class 0's only) and, for several classes, res->labels: each class plane is resized in turn
+ * and folded into a running argmax (ties to the lower id), so without all_planes the memory is
+ * three planes whatever the class count (150 classes at 512x512 would be 157 MB) and the
+ * values are those of resizing every plane at once. */
+static lr_status resize_probabilities(lr_ctx *ctx, const float *src, int ch, int cw,
+                                      bool all_planes, seg_result *res)
 {
-    const int64_t n = (int64_t)res->height * res->width;
+    const lr_resize_desc bilinear = {LR_RESIZE_BILINEAR, 0.0, false};
+    const int C = res->classes, H = res->height, W = res->width;
+    const int64_t n = (int64_t)H * W, src_n = (int64_t)ch * cw;
+    if (C == 1)
+        return lr_resize(ctx, &bilinear, src, 1, ch, cw, res->prob, H, W);
     float *best = malloc((size_t)n * sizeof *best);
+    float *plane = all_planes ? NULL : malloc((size_t)n * sizeof *plane);
     res->labels = calloc((size_t)n, 1);
-    if (!best || !res->labels) {
-        free(best);
-        return lr_fail(ctx, LR_ERR_NOMEM, "out of memory for a %dx%d label map", res->width,
-                       res->height);
-    }
-    memcpy(best, res->prob, (size_t)n * sizeof *best);
-    for (int c = 1; c < res->classes; c++) {
-        const float *p = res->prob + c * n;
+    lr_status s = LR_OK;
+    if (!best || (!all_planes && !plane) || !res->labels)
+        s = lr_fail(ctx, LR_ERR_NOMEM, "out of memory for a %dx%d label map", W, H);
+    for (int c = 0; c < C && s == LR_OK; c++) {
+        float *p = all_planes || c == 0 ? res->prob + c * n : plane;
+        if ((s = lr_resize(ctx, &bilinear, src + c * src_n, 1, ch, cw, p, H, W)) != LR_OK)
+            break;
+        if (c == 0) {
+            memcpy(best, p, (size_t)n * sizeof *best);
+            continue;
+        }
         for (int64_t i = 0; i < n; i++)
             if (p[i] > best[i]) {
                 best[i] = p[i];
@@ -306,11 +320,12 @@ static lr_status argmax_labels(lr_ctx *ctx, seg_result *res)
             }
     }
     free(best);
-    return LR_OK;
+    free(plane);
+    return s;
 }
 
 static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
-                         const seg_options *opt, seg_result *res)
+                         const seg_options *opt, bool all_planes, seg_result *res)
 {
     const bool letterbox = opt->letterbox;
     const int H = img->height, W = img->width, C = net->classes;
@@ -347,7 +362,7 @@ static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
     float *part = letterbox ? malloc((size_t)3 * rh * rw * sizeof *part) : NULL;
     res->logits = malloc((size_t)(C * out_n) * sizeof *res->logits);
     float *prob_net = malloc((size_t)(C * out_n) * sizeof *prob_net);
-    res->prob = malloc((size_t)C * H * W * sizeof *res->prob);
+    res->prob = malloc((size_t)(all_planes ? C : 1) * H * W * sizeof *res->prob);
     float *crop = NULL;
     lr_status s = LR_OK;
     if (!in || (letterbox && !part) || !res->logits || !prob_net || !res->prob) {
@@ -388,10 +403,7 @@ static lr_status segment(lr_ctx *ctx, const seg_net *net, const image *img,
                        prob_net + c * out_n + (int64_t)(cy0 + y) * ow + cx0,
                        (size_t)cw * sizeof *crop);
     }
-    const lr_resize_desc bilinear = {LR_RESIZE_BILINEAR, 0.0, false};
-    s = lr_resize(ctx, &bilinear, crop ? crop : prob_net, C, ch, cw, res->prob, H, W);
-    if (s == LR_OK && C > 1)
-        s = argmax_labels(ctx, res);
+    s = resize_probabilities(ctx, crop ? crop : prob_net, ch, cw, all_planes, res);
 done:
     free(in);
     free(part);
@@ -652,7 +664,7 @@ static int segment_file(runner *r, const char *path, const char *out_path, bool 
         return rc;
     }
     seg_result res;
-    lr_status s = segment(r->ctx, net, &img, r->opt, &res);
+    lr_status s = segment(r->ctx, net, &img, r->opt, r->format == FMT_NPY, &res);
     if (s != LR_OK) {
         image_free(&img);
         return cli_report(r->ctx, s, batch_input_name(path));
