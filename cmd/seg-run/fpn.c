@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "fpn.h"
+#include "seg.h"
 #include "longrange/conv.h"
 #include "longrange/resize.h"
 
@@ -41,20 +41,6 @@ struct seg_fpn {
     float *owned[LEVELS * MAX_HEAD_CONVS * 2];
     int nowned;
 };
-
-/* Large buffers on huge pages where the kernel allows (a hint only): every fresh 4 KiB page
- * costs a fault, and the first image's buffers are a hundred MB at 512x512. */
-static void *alloc_large(size_t bytes)
-{
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < 4 * huge)
-        return malloc(bytes);
-    const size_t rounded = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, rounded);
-    if (p)
-        madvise(p, rounded, MADV_HUGEPAGE);
-    return p;
-}
 
 static lr_status get_conv(lr_ctx *ctx, const lr_model *file, const char *prefix, int cin, int cout,
                           int k, fpn_conv *c)
@@ -222,7 +208,7 @@ lr_status seg_fpn_forward(lr_ctx *ctx, const seg_fpn *f, const float *const feat
     if (need > f->ws->n) {
         free(f->ws->p);
         f->ws->n = 0;
-        if (!(f->ws->p = alloc_large(need * sizeof *f->ws->p)))
+        if (!(f->ws->p = seg_alloc_large(need * sizeof *f->ws->p)))
             return lr_fail(ctx, LR_ERR_NOMEM, "out of memory for the FPN head");
         f->ws->n = need;
     }

@@ -1,6 +1,7 @@
 /* seg_net_open: the model file's metadata "arch" picks the network (one file each). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "seg.h"
 
@@ -129,4 +130,16 @@ void seg_net_close(seg_net *net)
     if (net->close)
         net->close(net);
     labels_free(labels);
+}
+
+void *seg_alloc_large(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 4 * huge)
+        return malloc(bytes);
+    const size_t rounded = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, rounded);
+    if (p)
+        madvise(p, rounded, MADV_HUGEPAGE);
+    return p;
 }

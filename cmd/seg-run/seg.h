@@ -40,6 +40,11 @@ struct seg_net {
 lr_status seg_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
 void seg_net_close(seg_net *net);
 
+/* Memory for large feature maps, on huge pages where the kernel allows (a hint only: every
+ * fresh 4 KiB page costs a fault, and a first image's maps are a hundred MB at 512x512).
+ * Free with free(). */
+void *seg_alloc_large(size_t bytes);
+
 /* One per architecture (net.c's table). */
 lr_status selfie_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);
 lr_status van_net_open(lr_ctx *ctx, const lr_model *file, seg_net **out);

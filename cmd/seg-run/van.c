@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "fpn.h"
 #include "longrange/conv.h"
@@ -66,20 +65,6 @@ typedef struct {
 
 static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
 static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
-
-/* Large buffers on huge pages where the kernel allows (a hint only): every fresh 4 KiB page
- * costs a fault, and the first image's buffers are a hundred MB at 512x512. */
-static void *alloc_large(size_t bytes)
-{
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < 4 * huge)
-        return malloc(bytes);
-    const size_t rounded = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, rounded);
-    if (p)
-        madvise(p, rounded, MADV_HUGEPAGE);
-    return p;
-}
 
 static float *own(van *v, size_t n)
 {
@@ -474,7 +459,7 @@ static lr_status van_forward(lr_ctx *ctx, const seg_net *net, const float *in, i
     if (need > v->work_n) {
         free(v->work);
         v->work_n = 0;
-        if (!(v->work = alloc_large(need * sizeof *v->work)))
+        if (!(v->work = seg_alloc_large(need * sizeof *v->work)))
             return lr_fail(ctx, LR_ERR_NOMEM, "van: out of memory for a %dx%d input", w, h);
         v->work_n = need;
     }
