@@ -660,6 +660,41 @@ def cmd_random(args):
     save_model(args.out, model, cfg, np.zeros(7), np.ones(7))
 
 
+def load_model(path):
+    """One of our Informer files: (model in eval mode, cfg, scaler mean, scaler std)."""
+    tensors, meta = st.load(path)
+    cfg = {}
+    for k in META_KEYS:
+        if k in meta:
+            v = meta[k]
+            cfg[k] = v if k in ("activation", "embed", "freq", "features", "columns", "target") else int(v)
+    cfg["distil"] = bool(cfg.get("distil", 1))
+    cfg["dropout"] = 0.0
+    model = Informer(cfg).eval()
+    model.load_state_dict({k: torch.tensor(v) for k, v in tensors.items()
+                           if not k.startswith(("scaler.", "probsparse."))}, strict=False)
+    return model, cfg, tensors["scaler.mean"].astype(np.float64), tensors["scaler.std"].astype(np.float64)
+
+
+def cmd_bench(args):
+    """The PyTorch forward on the first test windows of ETTh1 (make bench's Informer row)."""
+    torch.set_num_threads(args.threads)
+    model, cfg, mean, std = load_model(args.model)
+    model.set_sample_seed(cfg.get("sample_seed", 0))
+    cols, times, values = load_etth1(args.data)
+    L = cfg["seq_len"]
+    test = Windows((values - mean) / std, time_features(times, "h"),
+                   12 * 30 * 24 + 4 * 30 * 24 - L, 12 * 30 * 24 + 8 * 30 * 24, cfg)
+    n = min(args.windows, test.n)
+    t0 = time.time()
+    with torch.no_grad():
+        for b in range(0, n, args.batch):
+            run_batch(model, *test.batch(range(b, min(n, b + args.batch))), cfg)
+    dt = time.time() - t0
+    print("pytorch %s: %d windows in %.2f s = %.1f windows/s (threads %d, batch %d)"
+          % (torch.__version__, n, dt, n / dt, args.threads, args.batch))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -693,8 +728,15 @@ def main():
     r.add_argument("--seq-len", type=int, default=720)
     r.add_argument("--pred-len", type=int, default=96)
     r.add_argument("--out", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("model")
+    b.add_argument("data", nargs="?", default="../shared/data/timeseries/ETDataset/ETTh1.csv")
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--batch", type=int, default=32)
+    b.add_argument("--windows", type=int, default=256)
     args = ap.parse_args()
-    {"fixtures": cmd_fixtures, "train": cmd_train, "export": cmd_export, "random": cmd_random}[args.cmd](args)
+    {"fixtures": cmd_fixtures, "train": cmd_train, "export": cmd_export, "random": cmd_random,
+     "bench": cmd_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 #     and at 1M (one record, one window) with peak memory.
 #   sr-run: output MP/s of the shipped super-resolution models at x2 and x4.
 #   seg-run: ms per 512x512 PNG with the built-in selfie model, against numpy.
-#   timeseries-forecast: Autoformer (models/autoformer-etth1-96.safetensors) windows/s on the
-#     first 256 test windows of ETTh1 (when ../shared/data is there).
+#   timeseries-forecast: Autoformer and Informer windows/s on the first 256 test windows of
+#     ETTh1 (when ../shared/data is there).
 # Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_1M_LIMIT (seconds PyTorch gets
 # at 1M, default 300).
 set -eu
@@ -136,19 +136,27 @@ echo "| seg-run ms | numpy float32 ms | ours/numpy (throughput) |"
 echo "|--:|--:|--:|"
 echo "| $ours | ${theirs:--} | $(ratio "${theirs:-0}" "$ours") |"
 
-MODEL=models/autoformer-etth1-96.safetensors
-if [ -f "$ETTH1" ] && [ -f "$MODEL" ]; then
+# Autoformer (shipped) and Informer (models/informer-etth1-96.safetensors, rebuilt by
+# tools/informer_torch.py train: not shipped) on the first 256 test windows.
+if [ -f "$ETTH1" ]; then
     echo
-    echo "## timeseries-forecast: Autoformer on ETTh1, windows/s ($THREADS threads, first 256 test windows)"
+    echo "## timeseries-forecast on ETTh1, windows/s ($THREADS threads, first 256 test windows)"
     echo
-    start=$(now)
-    "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 --train-until '2017-06-26 00:00:00' \
-        --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' -o "$tmp/eval.csv" "$ETTH1"
-    end=$(now)
-    ours=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", 256 / (e - s) }')
-    theirs=$("$PYTHON" tools/autoformer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1" 2>/dev/null |
-        sed -n 's/.* = \([0-9.]*\) windows\/s.*/\1/p' | tail -1)
-    echo "| timeseries-forecast windows/s | PyTorch windows/s (batch 32) | ours/PyTorch |"
-    echo "|--:|--:|--:|"
-    echo "| $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+    echo "| model | timeseries-forecast windows/s | PyTorch windows/s (batch 32) | ours/PyTorch |"
+    echo "|---|--:|--:|--:|"
+    for arch in autoformer informer; do
+        MODEL=models/$arch-etth1-96.safetensors
+        [ -f "$MODEL" ] || { echo "| $arch | (no $MODEL) | | |"; continue; }
+        start=$(now)
+        "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 --train-until '2017-06-26 00:00:00' \
+            --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' -o "$tmp/eval.csv" "$ETTH1"
+        ours=$(awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.1f", 256 / (e - s) }')
+        if [ $arch = autoformer ]; then
+            theirs=$("$PYTHON" tools/autoformer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1")
+        else
+            theirs=$("$PYTHON" tools/informer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1")
+        fi
+        theirs=$(echo "$theirs" | sed -n 's/.* = \([0-9.]*\) windows\/s.*/\1/p' | tail -1)
+        echo "| $arch | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+    done
 fi
