@@ -89,8 +89,6 @@ static bool set_max_pixels(const cli_option *o, const char *arg, void *user)
     return cli_option_count(o, arg, 0, (uint64_t)1 << 62, &((sr_options *)user)->max_pixels);
 }
 
-/* ---- inputs ---- */
-
 /* ---- upscaling ---- */
 
 typedef struct {

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "forecast.h"
+#include "layers.h"
 #include "longrange/autocorr.h"
 #include "longrange/decomp.h"
 #include "longrange/gemm.h"
@@ -167,45 +168,7 @@ static void time_features(char freq, int64_t t, float *f)
 
 /* ---- layers ---- */
 
-/* Every layer works on a batch of B windows, [B][L][...] (time-major within a window), so a
- * linear layer is one lr_sgemm with B * L rows: an element of its result depends only on its
- * row, never on M (gemm.h), so a window's forecast is the same in any batch. */
-
-/* Row-wise work split into tasks of ROWS_PER_TASK rows (a count that depends only on the
- * sizes, so the result never depends on the thread count). */
-enum { ROWS_PER_TASK = 64 };
-
-static size_t row_tasks(int64_t rows)
-{
-    return (size_t)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
-}
-
-typedef struct {
-    int64_t rows, out;
-    const float *b;
-    float *y;
-} bias_job;
-
-static void bias_task(void *arg, size_t task, int thread)
-{
-    const bias_job *j = arg;
-    const int64_t t0 = (int64_t)task * ROWS_PER_TASK, t1 = t0 + ROWS_PER_TASK < j->rows ? t0 + ROWS_PER_TASK : j->rows;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = 0; o < j->out; o++)
-            j->y[t * j->out + o] += j->b[o];
-}
-
-/* y [rows][out] = x [rows][in] W^T (+ b); beta 1 adds to y. */
-static lr_status linear(lr_ctx *ctx, int64_t rows, int64_t in, int64_t out, const float *x, const float *w,
-                        const float *b, float beta, float *y)
-{
-    lr_status s = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, rows, out, in, 1.0f, x, in, w, in, beta, y, out);
-    if (s == LR_OK && b) {
-        bias_job j = {rows, out, b, y};
-        lr_parallel_for(ctx, row_tasks(rows), bias_task, &j);
-    }
-    return s;
-}
+/* Batches of windows, linear layers and row tasks: layers.h. */
 
 typedef struct {
     int64_t B, L, in;
@@ -218,7 +181,7 @@ static void im2col_task(void *arg, size_t task, int thread)
 {
     const im2col_job *j = arg;
     const int64_t L = j->L, in = j->in, rows = j->B * L;
-    const int64_t r0 = (int64_t)task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+    const int64_t r0 = (int64_t)task * TS_ROWS_PER_TASK, r1 = r0 + TS_ROWS_PER_TASK < rows ? r0 + TS_ROWS_PER_TASK : rows;
     for (int64_t r = r0; r < r1; r++) {
         const int64_t t = r % L, base = r - t;
         const float *prev = j->x + (base + (t == 0 ? L - 1 : t - 1)) * in, *cur = j->x + r * in;
@@ -239,7 +202,7 @@ static lr_status circconv3(lr_ctx *ctx, int64_t B, int64_t L, int64_t in, int64_
                            const float *w, float beta, float *col, float *y)
 {
     im2col_job j = {B, L, in, x, col};
-    lr_parallel_for(ctx, row_tasks(B * L), im2col_task, &j);
+    lr_parallel_for(ctx, ts_row_tasks(B * L), im2col_task, &j);
     return lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * L, out, in * 3, 1.0f, col, in * 3, w, in * 3, beta, y, out);
 }
 
@@ -303,15 +266,15 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
                                 const af_autocorr_layer *p, int64_t L, float *x, int64_t S, const float *kv)
 {
     const int64_t D = m->d_model;
-    lr_status s = linear(ctx, B * L, D, D, x, p->q.w, p->q.b, 0.0f, m->q);
+    lr_status s = ts_linear(ctx, B * L, D, D, x, p->q.w, p->q.b, 0.0f, m->q);
     if (s == LR_OK)
-        s = linear(ctx, B * S, D, D, kv, p->k.w, p->k.b, 0.0f, m->k);
+        s = ts_linear(ctx, B * S, D, D, kv, p->k.w, p->k.b, 0.0f, m->k);
     if (s == LR_OK)
-        s = linear(ctx, B * S, D, D, kv, p->v.w, p->v.b, 0.0f, m->v);
+        s = ts_linear(ctx, B * S, D, D, kv, p->v.w, p->v.b, 0.0f, m->v);
     if (s == LR_OK)
         s = lr_autocorr_forward(ctx, plan, B, D, D, m->q, m->k, m->v, S, m->factor, LR_AUTOCORR_INFERENCE, m->a);
     if (s == LR_OK)
-        s = linear(ctx, B * L, D, D, m->a, p->o.w, p->o.b, 1.0f, x);
+        s = ts_linear(ctx, B * L, D, D, m->a, p->o.w, p->o.b, 1.0f, x);
     return s;
 }
 
@@ -414,12 +377,12 @@ static void activation_task(void *arg, size_t task, int thread)
 static lr_status feed_forward(lr_ctx *ctx, af_model *m, const af_layer *p, int64_t rows, float *x)
 {
     const int64_t D = m->d_model, F = m->d_ff;
-    lr_status s = linear(ctx, rows, D, F, x, p->conv1, NULL, 0.0f, m->ffn);
+    lr_status s = ts_linear(ctx, rows, D, F, x, p->conv1, NULL, 0.0f, m->ffn);
     if (s != LR_OK)
         return s;
     m->cpu = lr_ctx_cpu(ctx);
     lr_parallel_for(ctx, (size_t)rows, activation_task, m);
-    return linear(ctx, rows, F, D, m->ffn, p->conv2, NULL, 1.0f, x);
+    return ts_linear(ctx, rows, F, D, m->ffn, p->conv2, NULL, 1.0f, x);
 }
 
 /* y [B][L][D] = embed(x [B][L][C], the time features of the dates [B][L]). */
@@ -429,7 +392,7 @@ static lr_status embed(lr_ctx *ctx, af_model *m, const af_embedding *e, int64_t 
     for (int64_t t = 0; t < B * L; t++)
         time_features(m->freq, dates[t], m->mark + t * m->n_mark);
     lr_status s = circconv3(ctx, B, L, C, m->d_model, x, e->token, 0.0f, m->col, y);
-    return s == LR_OK ? linear(ctx, B * L, m->n_mark, m->d_model, m->mark, e->temporal, NULL, 1.0f, y) : s;
+    return s == LR_OK ? ts_linear(ctx, B * L, m->n_mark, m->d_model, m->mark, e->temporal, NULL, 1.0f, y) : s;
 }
 
 /* The work buffers for batches of up to B windows (they only grow). */
@@ -559,7 +522,7 @@ static lr_status af_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B, const
     }
     if (s == LR_OK) {
         layernorm_windows(ctx, B, Ld, D, m->dec_x, m->dec_norm_w, m->dec_norm_b);
-        s = linear(ctx, B * Ld, D, m->c_out, m->dec_x, m->proj.w, m->proj.b, 1.0f, m->trend);
+        s = ts_linear(ctx, B * Ld, D, m->c_out, m->dec_x, m->proj.w, m->proj.b, 1.0f, m->trend);
     }
 
     /* De-standardise the horizon: every channel (M) or the target, the last one (S, MS). */

@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "forecast.h"
+#include "layers.h"
 #include "longrange/attention.h"
 #include "longrange/gemm.h"
 #include "longrange/parallel.h"
@@ -180,42 +181,11 @@ static void time_features(char freq, int64_t t, float *f)
 
 /* ---- layers -------------------------------------------------------------------------------- */
 
-/* Every layer works on a batch of B windows, [B][L][...]: a linear layer is one lr_sgemm
- * with B * L rows, and an element of its result depends only on its row (gemm.h), so a
- * window's forecast is the same in any batch. Row-wise work is split into tasks of
- * ROWS_PER_TASK rows, a count that depends only on the sizes. */
-enum { ROWS_PER_TASK = 64 };
-
-static size_t row_tasks(int64_t rows)
-{
-    return (size_t)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
-}
-
-typedef struct {
-    int64_t rows, out;
-    const float *b;
-    float *y;
-} bias_job;
-
-static void bias_task(void *arg, size_t task, int thread)
-{
-    const bias_job *j = arg;
-    const int64_t t0 = (int64_t)task * ROWS_PER_TASK, t1 = t0 + ROWS_PER_TASK < j->rows ? t0 + ROWS_PER_TASK : j->rows;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = 0; o < j->out; o++)
-            j->y[t * j->out + o] += j->b[o];
-}
-
-/* y[rows, out] = x[rows, in] W^T + b */
+/* Batches of windows, linear layers and row tasks: layers.h. y[rows, out] = x[rows, in] W^T + b */
 static lr_status apply_linear(lr_ctx *ctx, const linear *l, int64_t rows, int64_t in, int64_t out,
                               const float *x, float *y)
 {
-    lr_status s = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, rows, out, in, 1.0f, x, in, l->w, in, 0.0f, y, out);
-    if (s == LR_OK && l->b) {
-        bias_job j = {rows, out, l->b, y};
-        lr_parallel_for(ctx, row_tasks(rows), bias_task, &j);
-    }
-    return s;
+    return ts_linear(ctx, rows, in, out, x, l->w, l->b, 0.0f, y);
 }
 
 /* x[L, d] = LayerNorm(x + r) (r may be NULL), eps 1e-5, row by row. */
@@ -248,7 +218,7 @@ typedef struct {
 static void norm_task(void *arg, size_t task, int thread)
 {
     const norm_job *j = arg;
-    const int64_t t0 = (int64_t)task * ROWS_PER_TASK, n = j->rows - t0 < ROWS_PER_TASK ? j->rows - t0 : ROWS_PER_TASK;
+    const int64_t t0 = (int64_t)task * TS_ROWS_PER_TASK, n = j->rows - t0 < TS_ROWS_PER_TASK ? j->rows - t0 : TS_ROWS_PER_TASK;
     add_norm_rows(j->n, n, j->d, j->x + t0 * j->d, j->r ? j->r + t0 * j->d : NULL);
 }
 
@@ -256,7 +226,7 @@ static void norm_task(void *arg, size_t task, int thread)
 static void add_norm(lr_ctx *ctx, const norm_w *n, int64_t rows, int64_t d, float *x, const float *r)
 {
     norm_job j = {n, rows, d, x, r};
-    lr_parallel_for(ctx, row_tasks(rows), norm_task, &j);
+    lr_parallel_for(ctx, ts_row_tasks(rows), norm_task, &j);
 }
 
 /* col[t][i * 3 + k] = x[(t + k - pad) mod L][i] for t < L + 2 pad - 2, for each of B
@@ -355,11 +325,11 @@ typedef struct {
     bool gelu;
 } activation_job;
 
-/* Activation on a block of ROWS_PER_TASK * 1024 hidden values: gelu in double (erf form) or relu. */
+/* Activation on a block of TS_ROWS_PER_TASK * 1024 hidden values: gelu in double (erf form) or relu. */
 static void activation_task(void *arg, size_t task, int thread)
 {
     const activation_job *j = arg;
-    const int64_t block = ROWS_PER_TASK * 1024, i0 = (int64_t)task * block;
+    const int64_t block = TS_ROWS_PER_TASK * 1024, i0 = (int64_t)task * block;
     const int64_t i1 = i0 + block < j->n ? i0 + block : j->n;
     for (int64_t i = i0; i < i1; i++) {
         double a = j->hid[i];
@@ -375,7 +345,7 @@ static lr_status feed_forward(lr_ctx *ctx, const informer_model *m, const linear
     if (st != LR_OK)
         return st;
     activation_job j = {s->hid, rows * m->d_ff, m->gelu};
-    const int64_t block = ROWS_PER_TASK * 1024;
+    const int64_t block = TS_ROWS_PER_TASK * 1024;
     lr_parallel_for(ctx, (size_t)((j.n + block - 1) / block), activation_task, &j);
     st = apply_linear(ctx, c2, rows, m->d_ff, m->d, s->hid, s->tmp);
     if (st == LR_OK)
