@@ -5,7 +5,8 @@
 #     many records per run as a genome file has them (the filters of a length are built once),
 #     and at 1M (one record, one window) with peak memory.
 #   sr-run: output MP/s of the shipped super-resolution models at x2 and x4.
-#   seg-run: ms per 512x512 PNG with the built-in selfie model, against numpy.
+#   seg-run: ms per 512x512 PNG with the built-in selfie model, against numpy; VAN-B0+FPN
+#     against PyTorch.
 #   timeseries-forecast: Autoformer and Informer windows/s on the first 256 test windows of
 #     ETTh1 (when ../shared/data is there).
 # Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_1M_LIMIT (seconds PyTorch gets
@@ -135,6 +136,23 @@ echo
 echo "| seg-run ms | numpy float32 ms | ours/numpy (throughput) |"
 echo "|--:|--:|--:|"
 echo "| $ours | ${theirs:--} | $(ratio "${theirs:-0}" "$ours") |"
+
+# VAN-B0 + Semantic FPN (150 classes, random weights of the real shapes: tools/van_torch.py
+# model): seg-run end to end (--stats: no image written) against the PyTorch forward alone.
+"$PYTHON" tools/van_torch.py model "$tmp/van.safetensors" >/dev/null
+best=
+for run in 1 2 3; do
+    start=$(now)
+    "$BIN/seg-run" -j "$THREADS" -m "$tmp/van.safetensors" --stats "$PHOTO" >/dev/null
+    ms=$(awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.0f", (e - s) * 1000 }')
+    [ -z "$best" ] || [ "$ms" -lt "$best" ] && best=$ms
+done
+theirs=$("$PYTHON" tools/van_torch.py bench --threads "$THREADS" --size 512 --runs 2 |
+    sed -n 's/.*: \([0-9.]*\) ms.*/\1/p')
+echo
+echo "| VAN-B0+FPN seg-run ms (end to end) | PyTorch ms (network) | ratio |"
+echo "|--:|--:|--:|"
+echo "| $best | ${theirs:--} | $(ratio "${theirs:-0}" "$best") |"
 
 # Autoformer (shipped) and Informer (models/informer-etth1-96.safetensors, rebuilt by
 # tools/informer_torch.py train: not shipped) on the first 256 test windows.
