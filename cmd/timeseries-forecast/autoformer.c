@@ -51,6 +51,12 @@ typedef struct {
 
 typedef struct {
     af_linear q, k, v, o;
+    /* W_o W_v and W_o b_v, made at load: the time-delay aggregation is one linear map along
+     * time, the same for every channel (inference weights are shared by heads and channels),
+     * so it commutes with the output projection, and out(agg(v(x))) = agg(x (W_o W_v)^T +
+     * W_o b_v) + b_o saves one D x D product per layer (zero padding of a short key sequence
+     * commutes too). Owned. */
+    float *vo_w, *vo_b;
 } af_autocorr_layer;
 
 typedef struct {
@@ -261,6 +267,23 @@ static void layernorm_windows(lr_ctx *ctx, int64_t B, int64_t L, int64_t D, floa
     lr_parallel_for(ctx, (size_t)B, layernorm_task, &j);
 }
 
+typedef struct {
+    int64_t rows, d;
+    const float *a, *b;
+    float *x;
+} add_bias_job;
+
+/* x += a + b, row by row. */
+static void add_bias_task(void *arg, size_t task, int thread)
+{
+    const add_bias_job *j = arg;
+    const int64_t t0 = (int64_t)task * TS_ROWS_PER_TASK;
+    const int64_t t1 = t0 + TS_ROWS_PER_TASK < j->rows ? t0 + TS_ROWS_PER_TASK : j->rows;
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t c = 0; c < j->d; c++)
+            j->x[t * j->d + c] += j->a[t * j->d + c] + j->b[c];
+}
+
 /* x += AutoCorrelationLayer(x, kv, kv) for B windows; x [B][L][D], kv [B][S][D]. */
 static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr *plan,
                                 const af_autocorr_layer *p, int64_t L, float *x, int64_t S, const float *kv)
@@ -270,11 +293,13 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
     if (s == LR_OK)
         s = ts_linear(ctx, B * S, D, D, kv, p->k.w, p->k.b, 0.0f, m->k);
     if (s == LR_OK)
-        s = ts_linear(ctx, B * S, D, D, kv, p->v.w, p->v.b, 0.0f, m->v);
+        s = ts_linear(ctx, B * S, D, D, kv, p->vo_w, p->vo_b, 0.0f, m->v);
     if (s == LR_OK)
         s = lr_autocorr_forward(ctx, plan, B, D, D, m->q, m->k, m->v, S, m->factor, LR_AUTOCORR_INFERENCE, m->a);
-    if (s == LR_OK)
-        s = ts_linear(ctx, B * L, D, D, m->a, p->o.w, p->o.b, 1.0f, x);
+    if (s == LR_OK) {
+        add_bias_job j = {B * L, D, m->a, p->o.b, x};
+        lr_parallel_for(ctx, ts_row_tasks(B * L), add_bias_task, &j);
+    }
     return s;
 }
 
@@ -543,6 +568,16 @@ static lr_status af_forecast(lr_ctx *ctx, ts_model *base, int64_t steps, int64_t
     return af_forecast_batch(ctx, base, 1, &steps, C, x, cal, horizon, out);
 }
 
+static void free_folded(af_layer *layers, int64_t n)
+{
+    for (int64_t l = 0; layers && l < n; l++) {
+        free(layers[l].self.vo_w);
+        free(layers[l].self.vo_b);
+        free(layers[l].cross.vo_w);
+        free(layers[l].cross.vo_b);
+    }
+}
+
 static void af_destroy(ts_model *base)
 {
     af_model *m = (af_model *)base;
@@ -550,6 +585,8 @@ static void af_destroy(ts_model *base)
         return;
     lr_autocorr_destroy(m->ac_enc);
     lr_autocorr_destroy(m->ac_dec);
+    free_folded(m->enc, m->e_layers);
+    free_folded(m->dec, m->d_layers);
     free(m->enc);
     free(m->dec);
     free(m->work);
@@ -590,7 +627,19 @@ static lr_status autocorr_tensors(lr_ctx *ctx, const lr_model *file, int64_t D, 
         if (s == LR_OK)
             s = tensor(ctx, file, &lin[i]->b, 1, (int64_t[]){D}, "%s.%s_projection.bias", prefix, names[i]);
     }
-    return s;
+    if (s != LR_OK)
+        return s;
+    p->vo_w = malloc((size_t)(D * D) * sizeof *p->vo_w);
+    p->vo_b = malloc((size_t)D * sizeof *p->vo_b);
+    if (!p->vo_w || !p->vo_b)
+        return lr_fail(ctx, LR_ERR_NOMEM, "autoformer: out of memory");
+    for (int64_t i = 0; i < D; i++) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < D; j++)
+            sum += (double)p->o.w[i * D + j] * p->v.b[j];
+        p->vo_b[i] = (float)sum;
+    }
+    return lr_sgemm(ctx, LR_NO_TRANS, LR_NO_TRANS, D, D, D, 1.0f, p->o.w, D, p->v.w, D, 0.0f, p->vo_w, D);
 }
 
 static lr_status layer_tensors(lr_ctx *ctx, const lr_model *file, const af_model *m, const char *prefix,
