@@ -185,15 +185,12 @@ static bool set_ref_rows(const cli_option *o, const char *arg, void *user)
 
 static bool set_dtype(const cli_option *o, const char *arg, void *user)
 {
+    static const char *const types[] = {"fp32", "bf16", NULL};
     attn_options *opt = user;
-    if (strcmp(arg, "fp32") == 0) {
-        opt->dtype = LR_F32;
-    } else if (strcmp(arg, "bf16") == 0) {
-        opt->dtype = LR_BF16;
-    } else {
-        cli_usage_error("option --dtype: unknown type '%s' (choose from fp32, bf16)", arg);
+    int type;
+    if (!cli_option_choice(o, arg, types, &type))
         return false;
-    }
+    opt->dtype = type ? LR_BF16 : LR_F32;
     opt->given |= OPT_DTYPE;
     return true;
 }

@@ -114,6 +114,26 @@ static const char *option_label(const cli_option *opt, char buf[64])
     return buf;
 }
 
+bool cli_option_choice(const cli_option *opt, const char *arg, const char *const *choices,
+                       int *out)
+{
+    char label[64], list[256] = "";
+    size_t used = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(arg, choices[i]) == 0) {
+            *out = i;
+            return true;
+        }
+        used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s",
+                                 i ? ", " : "", choices[i]);
+        if (used >= sizeof list)
+            used = sizeof list - 1;
+    }
+    cli_usage_error("option %s: unknown value '%s' (choose from %s)", option_label(opt, label), arg,
+                    list);
+    return false;
+}
+
 bool cli_option_int(const cli_option *opt, const char *arg, int64_t min, int64_t max,
                     int64_t *out)
 {

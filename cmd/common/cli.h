@@ -110,6 +110,10 @@ bool cli_option_int(const cli_option *opt, const char *arg, int64_t min, int64_t
                     int64_t *out);
 bool cli_option_float(const cli_option *opt, const char *arg, double min, double max,
                       double *out);
+/* One of the names in choices (NULL-terminated): *out is its index; otherwise the message lists
+ * them ("tool: option --fit: unknown value 'square' (choose from stretch, letterbox)"). */
+bool cli_option_choice(const cli_option *opt, const char *arg, const char *const *choices,
+                       int *out);
 /* A count with an optional k/M/G suffix (parse_count): "--max-len 1M". */
 bool cli_option_count(const cli_option *opt, const char *arg, uint64_t min, uint64_t max,
                       uint64_t *out);

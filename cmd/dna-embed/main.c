@@ -32,17 +32,12 @@ typedef struct {
 
 static bool set_pool(const cli_option *o, const char *arg, void *user)
 {
-    embed_options *opt = user;
-    if (strcmp(arg, "mean") == 0)
-        opt->pool = POOL_MEAN;
-    else if (strcmp(arg, "last") == 0)
-        opt->pool = POOL_LAST;
-    else if (strcmp(arg, "cls") == 0)
-        opt->pool = POOL_CLS;
-    else {
-        cli_usage_error("option --pool: '%s' is not mean, last or cls", arg);
+    static const char *const modes[] = {[POOL_MEAN] = "mean", [POOL_LAST] = "last",
+                                        [POOL_CLS] = "cls", NULL};
+    int mode;
+    if (!cli_option_choice(o, arg, modes, &mode))
         return false;
-    }
+    ((embed_options *)user)->pool = (pool_mode)mode;
     return true;
 }
 

@@ -74,15 +74,11 @@ static bool set_logits(const cli_option *o, const char *arg, void *user)
 
 static bool set_fit(const cli_option *o, const char *arg, void *user)
 {
-    seg_options *opt = user;
-    if (strcmp(arg, "stretch") == 0)
-        opt->letterbox = false;
-    else if (strcmp(arg, "letterbox") == 0)
-        opt->letterbox = true;
-    else {
-        cli_usage_error("option --fit: unknown mode '%s' (choose from stretch, letterbox)", arg);
+    static const char *const modes[] = {"stretch", "letterbox", NULL};
+    int mode;
+    if (!cli_option_choice(o, arg, modes, &mode))
         return false;
-    }
+    ((seg_options *)user)->letterbox = mode == 1;
     return true;
 }
 

@@ -42,7 +42,7 @@ usage_error length-list "option --length: invalid list '1k,,2k'" -L 1k,,2k
 usage_error kernel "option --kernel: unknown kernel 'fast' \(choose from flash, .*, or all\)" \
     --kernel flash,fast
 usage_error pattern "option --pattern: unknown pattern 'diagonal' .*" --pattern diagonal
-usage_error dtype "option --dtype: unknown type 'fp16' \(choose from fp32, bf16\)" --dtype fp16
+usage_error dtype "option --dtype: unknown value 'fp16' \(choose from fp32, bf16\)" --dtype fp16
 usage_error kv-heads "option --kv-heads: 3 does not divide the 8 heads" --kv-heads 3
 usage_error format "option -f: unknown format 'yaml' \(choose from md, tsv, csv, json\)" -f yaml
 usage_error reps "option --reps: 0 is out of range 1\.\.1000" --reps 0
