@@ -93,15 +93,25 @@ $(BUILD)/embed/%.S: tools/embed.sh $$(wildcard cmd/$$*/models) $$(shell cat cmd/
 $(BUILD)/embed/%.o: $(BUILD)/embed/%.S
 	$(CC) -c $< -o $@
 
+# A program that needs more libraries than PKGS lists their pkg-config names in cmd/<tool>/pkgs
+# (video-animate: FFmpeg's); only that program and the tests of its sources link them.
+pkgs_of_dirs = $(sort $(foreach d,$(1),$(shell cat $(d)pkgs 2>/dev/null)))
+pkg_libs = $(if $(1),$(shell $(PKG_CONFIG) --libs $(1)))
+$(foreach t,$(TOOLS),$(if $(wildcard cmd/$(t)/pkgs),$(eval \
+  $(BUILD)/cmd/$(t)/%.o: ALL_CFLAGS += $(shell $(PKG_CONFIG) --cflags $(call pkgs_of_dirs,cmd/$(t)/)))))
+
 tool_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c))
 $(BIN)/%: $$(call tool_objs,$$*) $(BUILD)/embed/%.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) $(call pkg_libs,$(call pkgs_of_dirs,cmd/$*/)) -o $@
 
-# Unit tests link libcore and cmd/common; tests/unit/test_embed also embeds a fixture model.
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/embed/test_$$*.o $(COMMON_OBJ) $(LIBCORE)
+# Unit tests link libcore and cmd/common; tests/unit/test_embed also embeds a fixture model, and
+# tests/unit/test_X.srcs names a program's sources a test links as well (one per line).
+test_srcs = $(shell cat tests/unit/test_$(1).srcs 2>/dev/null)
+test_objs = $(patsubst %.c,$(BUILD)/%.o,$(call test_srcs,$(1)))
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call test_objs,$$*) $(BUILD)/embed/test_$$*.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) $(call pkg_libs,$(call pkgs_of_dirs,$(dir $(call test_srcs,$*)))) -o $@
 
 $(BUILD)/embed/test_%.S: tools/embed.sh $$(wildcard tests/unit/test_$$*.models) $$(shell cat tests/unit/test_$$*.models 2>/dev/null)
 	@mkdir -p $(dir $@)

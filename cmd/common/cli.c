@@ -507,7 +507,7 @@ int cli_parse(const cli_program *prog, int argc, char **argv, cli_args *args)
         return rc;
 
     /* Without -f, an -o name ending in ".<format>" picks that format (-o emb.npy). */
-    const char *dot = args->output ? strrchr(args->output, '.') : NULL;
+    const char *dot = args->output && prog->formats ? strrchr(args->output, '.') : NULL;
     for (const char *const *f = prog->formats; !args->format && dot && *f; f++)
         if (strcmp(dot + 1, *f) == 0)
             args->format = *f;
