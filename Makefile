@@ -117,10 +117,14 @@ $(BUILD)/embed/test_%.S: tools/embed.sh $$(wildcard tests/unit/test_$$*.models) 
 	@mkdir -p $(dir $@)
 	sh tools/embed.sh $(wildcard tests/unit/test_$*.models) > $@
 
-# Fuzz targets also build as plain programs that replay a corpus (part of make test).
-$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/embed/test_none.o $(COMMON_OBJ) $(LIBCORE)
+# Fuzz targets also build as plain programs that replay a corpus (part of make test);
+# tests/fuzz/fuzz_X.srcs names program sources a target links, as for unit tests.
+fuzz_srcs = $(shell cat tests/fuzz/fuzz_$(1).srcs 2>/dev/null)
+fuzz_objs = $(patsubst %.c,$(BUILD)/%.o,$(call fuzz_srcs,$(1)))
+fuzz_libs = $(call pkg_libs,$(call pkgs_of_dirs,$(dir $(call fuzz_srcs,$(1)))))
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $$(call fuzz_objs,$$*) $(BUILD)/tests/fuzz/replay.o $(BUILD)/embed/test_none.o $(COMMON_OBJ) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) $(call fuzz_libs,$*) -o $@
 
 test: all $(TESTS) $(FUZZ_STANDALONE)
 	@BIN=$(BIN) BUILD=$(BUILD) sh tests/run.sh
@@ -137,7 +141,9 @@ fuzz:
 	$(MAKE) BUILD=build/fuzz LIBCORE=build/fuzz/libcore.a CC=clang SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" CFLAGS="-O1 -g" build/fuzz/libcore.a $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/embed/test_none.o
 	@set -e; for src in $(FUZZ_SRC); do \
 	  name=$$(basename $$src .c); \
-	  clang $(FUZZ_CFLAGS) $$src $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/embed/test_none.o build/fuzz/libcore.a $(LDLIBS) -o build/fuzz/$$name; \
+	  srcs=$$(cat tests/fuzz/$$name.srcs 2>/dev/null || true); libs=; \
+	  for s in $$srcs; do d=$$(dirname $$s); if [ -f $$d/pkgs ]; then libs="$$libs $$($(PKG_CONFIG) --libs $$(cat $$d/pkgs))"; fi; done; \
+	  clang $(FUZZ_CFLAGS) $$src $$srcs $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/embed/test_none.o build/fuzz/libcore.a $(LDLIBS) $$libs -o build/fuzz/$$name; \
 	  mkdir -p tests/fuzz/corpus-$$name; \
 	  echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	  build/fuzz/$$name -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \

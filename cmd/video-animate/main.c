@@ -421,6 +421,14 @@ static int run_matte(runner *r, rvm_net *net, video_reader *rd)
 
 /* ---- eval ---- */
 
+/* Decibels to 0.001 dB: finer digits are noise. */
+static void table_db(table_writer *t, double db)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.3f", db);
+    table_str(t, text);
+}
+
 /* Every frame i with both neighbours is predicted from frames i-1 and i+1 (t = 1/2) by the
  * model, by their average and by repeating frame i-1; each prediction is rounded to 8 bits and
  * scored by PSNR against the real frame i. */
@@ -467,7 +475,7 @@ static int run_eval(runner *r, video_reader *rd)
             score[2] = psnr(a->rgb, real->rgb, values);
             table_int(&t, n - 2); /* frames numbered from 0, as ffmpeg's select filter does */
             for (int k = 0; k < 3; k++) {
-                table_f64(&t, score[k]);
+                table_db(&t, score[k]);
                 sum[k] += score[k];
             }
             table_end_row(&t);
@@ -485,7 +493,7 @@ static int run_eval(runner *r, video_reader *rd)
     if (s == LR_OK) {
         table_str(&t, "mean");
         for (int k = 0; k < 3; k++)
-            table_f64(&t, sum[k] / (double)scored);
+            table_db(&t, sum[k] / (double)scored);
         table_end_row(&t);
     }
     free(pred);

@@ -2,7 +2,7 @@
  * for Video Frame Interpolation", ECCV 2022; weights of Practical-RIFE v4.6 as converted to ncnn
  * for rife-ncnn-vulkan, MIT).
  *
- * Model file (tools/convert_rife_ncnn.py): metadata arch "rife-v4.6", and the upstream IFNet
+ * Model file (tools/rife_torch.py convert): metadata arch "rife-v4.6", and the upstream IFNet
  * state_dict names, for b = 0..3 with c = 192, 128, 96, 64 and input channels 7, 12, 12, 12:
  *   block{b}.conv0.0.0.{weight,bias}        [c/2][in][3][3], stride 2, LeakyReLU 0.2
  *   block{b}.conv0.1.0.{weight,bias}        [c][c/2][3][3],  stride 2, LeakyReLU 0.2

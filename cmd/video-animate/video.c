@@ -440,19 +440,19 @@ static lr_status open_libav(lr_ctx *ctx, video_reader *r, const char *path, bool
     snprintf(r->format, sizeof r->format, "%s", r->fmt->iformat->name);
     snprintf(r->codec, sizeof r->codec, "%s", avcodec_get_name(st->codecpar->codec_id));
 
-    /* Decode the first picture now, so that the size in info is the decoded one. A stream
-     * without any picture fails at video_reader_next. */
+    /* Decode the first picture now, so that the size in info is the decoded one (the
+     * container's may be absent or wrong); a stream without any picture fails here. */
     int got = decode_next(ctx, r);
     if (got < 0)
         return r->err;
-    if (got > 0) {
-        s = check_pixels(ctx, r, r->frame->width, r->frame->height);
-        if (s != LR_OK)
-            return s;
-        r->frame_ready = true;
-        vi->width = r->frame->width;
-        vi->height = r->frame->height;
-    }
+    if (got == 0)
+        return lr_fail(ctx, LR_ERR_DATA, "no frames");
+    s = check_pixels(ctx, r, r->frame->width, r->frame->height);
+    if (s != LR_OK)
+        return s;
+    r->frame_ready = true;
+    vi->width = r->frame->width;
+    vi->height = r->frame->height;
     return LR_OK;
 }
 

@@ -74,7 +74,8 @@ lr_status video_reader_open(lr_ctx *ctx, const char *path, uint64_t max_pixels,
                             video_reader **out);
 const video_info *video_reader_info(const video_reader *r);
 /* The next frame: 1 with *frame set, 0 at the end of the stream, -1 on an error (in ctx; every
- * later call returns -1 too). A stream that ends without any frame is an error ("no frames"). */
+ * later call returns -1 too). A stream without any frame is an error ("no frames"): at
+ * video_reader_open for libavformat inputs, at the first call for Y4M. */
 int video_reader_next(lr_ctx *ctx, video_reader *r, video_frame *frame);
 /* Audio and subtitle packets demuxed before a writer is opened with copy_from = r are held for
  * it, up to 64 MiB (beyond that video_reader_next fails); a program that will not copy them
