@@ -1,6 +1,7 @@
 /* video-animate: video through temporal models. interp (the default mode) raises a video's
  * frame rate with RIFE v4.6 (interp --eval scores it on a clip's own frames); matte separates
- * people from the background with a user-supplied Robust Video Matting model. See
+ * people from the background with a user-supplied Robust Video Matting model; stream runs
+ * RAIN's streaming diffusion mechanism with a small denoiser trained here. See
  * video-animate(1).
  *
  * Frames stream through: the reader hands over one decoded picture at a time, interp keeps the
@@ -19,6 +20,7 @@
 #include "progress.h"
 #include "rife.h"
 #include "rvm.h"
+#include "stream.h"
 #include "video.h"
 #include "writers.h"
 
@@ -31,7 +33,12 @@ enum { DEFAULT_MULTIPLIER = 2, MAX_MULTIPLIER = 1000 };
  * 256-512 px for the network; the refiner restores full resolution). */
 #define MATTE_SIDE 512.0
 
-typedef enum { MODE_INTERP, MODE_MATTE } mode;
+typedef enum { MODE_INTERP, MODE_MATTE, MODE_STREAM } mode;
+/* stream's built-in model (the second in cmd/video-animate/models). */
+#define STREAM_MODEL "rain-stream-vtest"
+/* Output frame k of stream belongs to input frame k, which the ring emits at most
+ * G * p + p <= 64 frames later: the input timestamps wait in a ring this long. */
+enum { STREAM_PTS_RING = 128 };
 typedef enum { MATTE_COMPOSITE, MATTE_ALPHA, MATTE_FOREGROUND } matte_output;
 
 typedef struct {
@@ -46,6 +53,8 @@ typedef struct {
     int output_type;         /* matte --output-type */
     float background[3];     /* matte --background, 0..1 */
     bool matte_option_given;
+    int window, stride;      /* stream --window, --stride */
+    bool stream_option_given;
 } options;
 
 /* ---- options ---- */
@@ -139,6 +148,26 @@ static bool set_output_type(const cli_option *o, const char *arg, void *user)
     static const char *const kinds[] = {"composite", "alpha", "foreground", NULL};
     ((options *)user)->matte_option_given = true;
     return cli_option_choice(o, arg, kinds, &((options *)user)->output_type);
+}
+
+static bool set_window(const cli_option *o, const char *arg, void *user)
+{
+    int64_t v;
+    ((options *)user)->stream_option_given = true;
+    if (!cli_option_int(o, arg, 0, 32, &v))
+        return false;
+    ((options *)user)->window = (int)v;
+    return true;
+}
+
+static bool set_stride(const cli_option *o, const char *arg, void *user)
+{
+    int64_t v;
+    ((options *)user)->stream_option_given = true;
+    if (!cli_option_int(o, arg, 1, 32, &v))
+        return false;
+    ((options *)user)->stride = (int)v;
+    return true;
 }
 
 /* --background R,G,B (0..255 each) or #rrggbb. */
@@ -419,6 +448,78 @@ static int run_matte(runner *r, rvm_net *net, video_reader *rd)
     return video_writer_close(wr);
 }
 
+/* ---- stream ---- */
+
+typedef struct {
+    runner *r;
+    video_writer *w;
+    int64_t pts[STREAM_PTS_RING]; /* input frame k's pts at k % STREAM_PTS_RING */
+    lr_status status;             /* the first write error */
+} stream_sink;
+
+static void stream_write(void *user, const float *rgb, int64_t index)
+{
+    stream_sink *sink = user;
+    if (sink->status == LR_OK)
+        sink->status = video_writer_frame(sink->r->ctx, sink->w, rgb,
+                                          sink->pts[index % STREAM_PTS_RING], 0);
+}
+
+/* Input frames go into the ring as they arrive; each output frame leaves with its input
+ * frame's timestamp, G * p - 1 frames later (the ring empties at the end). */
+static int run_stream(runner *r, stream_net *net, video_reader *rd)
+{
+    const video_info *in = video_reader_info(rd);
+    const options *opt = r->opt;
+    stream_info si;
+    stream_net_info(net, &si);
+    stream_state *st = NULL;
+    lr_status s = stream_create(r->ctx, net, r->args->seed, &st);
+    if (s == LR_OK && opt->window)
+        s = stream_set_window(r->ctx, st, opt->window, opt->stride ? opt->stride : 1);
+    if (s != LR_OK) {
+        stream_free(st);
+        return cli_report(r->ctx, s, NULL);
+    }
+    cli_info(r->input_name, "%dx%d %s/%s -> %dx%d, %d groups of %d frames (latency %d frames)",
+             in->width, in->height, in->format, in->codec, si.width, si.height, si.groups,
+             si.frames_per_group, si.groups * si.frames_per_group - 1);
+    video_writer_opts wo = {si.width, si.height, in->tb_num, in->tb_den, in->fps_num,
+                            in->fps_den, 0, 0, opt->codec};
+    stream_sink sink = {.r = r, .status = LR_OK};
+    int rc = video_writer_open(output_or_stdout(r->args), &wo, rd, r->args->force, &sink.w);
+    if (rc != CLI_EXIT_OK) {
+        stream_free(st);
+        return rc;
+    }
+    progress bar;
+    progress_start(&bar, r->args->progress, "frames",
+                   in->frames > 0 ? (uint64_t)in->frames : 0);
+    int64_t done = 0, last = 0;
+    video_frame f;
+    int got = 0;
+    while (s == LR_OK && sink.status == LR_OK && (!opt->max_frames || done < opt->max_frames) &&
+           (got = video_reader_next(r->ctx, rd, &f)) == 1) {
+        last = increasing_pts(r->input_name, &f, done, last);
+        sink.pts[done % STREAM_PTS_RING] = last;
+        s = stream_push(r->ctx, st, f.rgb, in->height, in->width, stream_write, &sink);
+        progress_update(&bar, (uint64_t)++done);
+    }
+    if (got < 0)
+        s = LR_ERR_DATA;
+    if (s == LR_OK && sink.status == LR_OK)
+        s = stream_finish(r->ctx, st, stream_write, &sink);
+    if (s == LR_OK)
+        s = sink.status;
+    progress_finish(&bar, (uint64_t)done);
+    stream_free(st);
+    if (s != LR_OK) {
+        video_writer_abort(sink.w);
+        return cli_report(r->ctx, s, r->input_name);
+    }
+    return video_writer_close(sink.w);
+}
+
 /* ---- eval ---- */
 
 /* Decibels to 0.001 dB: finer digits are noise. */
@@ -524,6 +625,9 @@ int main(int argc, char **argv)
          set_output_type},
         {"background", 0, "COLOUR", "matte: composite on R,G,B or #rrggbb (default "
          "120,255,155)", set_background},
+        {"window", 0, "N", "stream: temporal attention in windows of N frames fused as in "
+         "FreeNoise (default 0: the whole ring)", set_window},
+        {"stride", 0, "S", "stream: frames between windows (default 1)", set_stride},
         {"codec", 'c', "NAME", "encoder for a container output: h264, ffv1, mpeg4 or any "
          "libavcodec encoder (default: by the -o extension)", set_codec},
         {"frames", 0, "N", "read at most N input frames", set_frames},
@@ -534,10 +638,11 @@ int main(int argc, char **argv)
     const cli_program program = {
         .name = "video-animate",
         .synopsis = "[interp] [OPTIONS] [FILE|-]\n"
-                    "       video-animate matte -m MODEL [OPTIONS] [FILE|-]",
-        .description = "Raise a video's frame rate with RIFE (interp; --eval scores it), or "
-                       "matte people with a Robust Video Matting model.",
-        .omit = CLI_OMIT_SEED,
+                    "       video-animate matte -m MODEL [OPTIONS] [FILE|-]\n"
+                    "       video-animate stream [OPTIONS] [FILE|-]",
+        .description = "Raise a video's frame rate with RIFE (interp; --eval scores it), "
+                       "matte people with a Robust Video Matting model, or run RAIN-style "
+                       "streaming diffusion (stream).",
         .options = options_table,
         .user = &opt,
     };
@@ -551,17 +656,22 @@ int main(int argc, char **argv)
     if (n_operands && strcmp(operands[0], "matte") == 0)
         m = MODE_MATTE;
     else if (n_operands && strcmp(operands[0], "stream") == 0)
-        return cli_usage_error("mode 'stream' is not in this version of video-animate");
+        m = MODE_STREAM;
     if (n_operands && (m != MODE_INTERP || strcmp(operands[0], "interp") == 0)) {
         operands++;
         n_operands--;
     }
     if (n_operands > 1)
         return cli_usage_error("one input at a time (got %d)", n_operands);
-    if (m == MODE_MATTE && (opt.fps_num || opt.multiplier_given || opt.eval))
-        return cli_usage_error("matte keeps the frame rate: no -x, --fps or --eval");
-    if (m == MODE_INTERP && opt.matte_option_given)
+    if (m != MODE_INTERP && (opt.fps_num || opt.multiplier_given || opt.eval))
+        return cli_usage_error("%s keeps the frame rate: no -x, --fps or --eval",
+                               m == MODE_MATTE ? "matte" : "stream");
+    if (m != MODE_MATTE && opt.matte_option_given)
         return cli_usage_error("--ratio, --output-type and --background are matte options");
+    if (m != MODE_STREAM && opt.stream_option_given)
+        return cli_usage_error("--window and --stride are stream options");
+    if (opt.stride && opt.stride > opt.window)
+        return cli_usage_error("--stride %d is more than --window %d", opt.stride, opt.window);
     if (m == MODE_MATTE && !args.model && !args.dump_model)
         return cli_usage_error("matte needs -m MODEL: a Robust Video Matting model converted "
                                "with tools/convert_rvm_tfjs.py (none is built in)");
@@ -577,14 +687,18 @@ int main(int argc, char **argv)
     lr_model *file = NULL;
     rife_net *rife = NULL;
     rvm_net *rvm = NULL;
+    stream_net *denoiser = NULL;
     video_reader *rd = NULL;
-    if ((rc = cli_open_model(ctx, args.model, &file)) != CLI_EXIT_OK)
+    const char *spec = args.model ? args.model : m == MODE_STREAM ? STREAM_MODEL : NULL;
+    if ((rc = cli_open_model(ctx, spec, &file)) != CLI_EXIT_OK)
         goto done;
     if (args.dump_model) {
         rc = cli_dump_model(&args, file);
         goto done;
     }
-    lr_status s = m == MODE_MATTE ? rvm_load(ctx, file, &rvm) : rife_load(ctx, file, &rife);
+    lr_status s = m == MODE_MATTE    ? rvm_load(ctx, file, &rvm)
+                  : m == MODE_STREAM ? stream_load(ctx, file, &denoiser)
+                                     : rife_load(ctx, file, &rife);
     if (s != LR_OK) {
         rc = cli_report(ctx, s, NULL);
         goto done;
@@ -595,12 +709,15 @@ int main(int argc, char **argv)
         goto done;
     }
     runner r = {.ctx = ctx, .args = &args, .opt = &opt, .net = rife, .input_name = name};
-    rc = m == MODE_MATTE ? run_matte(&r, rvm, rd) : opt.eval ? run_eval(&r, rd)
-                                                           : run_interp(&r, rd);
+    rc = m == MODE_MATTE    ? run_matte(&r, rvm, rd)
+       : m == MODE_STREAM   ? run_stream(&r, denoiser, rd)
+       : opt.eval           ? run_eval(&r, rd)
+                            : run_interp(&r, rd);
 done:
     video_reader_free(rd);
     rife_free(rife);
     rvm_free(rvm);
+    stream_net_free(denoiser);
     lr_model_close(file);
     lr_ctx_destroy(ctx);
     return rc;

@@ -7,6 +7,8 @@
 #     share of this machine's peak (measured by attn-bench in this run).
 #   memory: peak RSS of an interpolation of a generated endless stream (ffmpeg's testsrc2 at
 #     64x64 as Y4M on a pipe) after 1,000 and 10,000 frames: it must not grow.
+#   stream: ms per frame and peak RSS of the built-in RAIN-style denoiser on a generated
+#     stream of 400 and 2,000 frames (memory must not grow with the length).
 # Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_VIDEO_FRAMES (interpolations timed,
 # default 8).
 set -eu
@@ -60,5 +62,23 @@ else
             wc -c | awk '{ print int($1 / (6 + 64 * 64 * 3 / 2)) }' >"$tmp/count"
         read -r secs kib <"$tmp/time"
         echo "| $n | $(cat "$tmp/count") | $((kib / 1024)) MiB | $secs |"
+    done
+fi
+echo
+
+echo "## video-animate stream: RAIN-style ring (4 levels x 4 frames, 96x72 denoiser), generated stream"
+echo
+if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
+    echo "(ffmpeg or /usr/bin/time is absent: skipped)"
+else
+    echo "| input frames | output frames | ms per frame | peak RSS |"
+    echo "|--:|--:|--:|--:|"
+    for n in 400 2000; do
+        ffmpeg -v error -f lavfi -i testsrc2=size=192x144:rate=25 -frames:v "$n" -f yuv4mpegpipe - |
+            /usr/bin/time -f "%e %M" -o "$tmp/time" "$BIN/video-animate" stream -j "$THREADS" - |
+            wc -c | awk '{ print int($1 / (6 + 96 * 72 * 3 / 2)) }' >"$tmp/count"
+        read -r secs kib <"$tmp/time"
+        ms=$(awk -v s="$secs" -v n="$n" 'BEGIN { printf "%.1f", s * 1000 / n }')
+        echo "| $n | $(cat "$tmp/count") | $ms | $((kib / 1024)) MiB |"
     done
 fi

@@ -168,14 +168,46 @@ fi
 begin video-animate-matte-usage
 for args in "matte" "matte -m rife-v4.6 --ratio 0" "matte -m rife-v4.6 --ratio 2" \
     "matte -m rife-v4.6 --output-type mask" "matte -m rife-v4.6 --background red" \
-    "matte -m rife-v4.6 --background 1,2,300" "matte -m rife-v4.6 -x 2" "--ratio 0.5" \
-    "stream"; do
+    "matte -m rife-v4.6 --background 1,2,300" "matte -m rife-v4.6 -x 2" "--ratio 0.5"; do
     # shellcheck disable=SC2086
     run "$VA" $args "$TMP/clip.y4m"
     [ "$status" -eq 2 ] || fail_because "'$args': exit $status, expected 2"
 done
 # The RIFE model is not a matting model.
 run "$VA" matte -m rife-v4.6 "$TMP/clip.y4m"
+expect_exit 3
+expect_stderr_lines 1
+end
+
+# stream on a random-weight denoiser (tests/fixtures/stream, 24x16; the network's parity, the
+# ring's latency and chunking invariance are tests/unit/test_stream.c): one output frame per
+# input frame at the model's size, the input's timing, the same bytes for any -j and from a
+# pipe, the seed keys the noise, FreeNoise windows run.
+STREAM_FIX=tests/fixtures/stream/model.safetensors
+begin video-animate-stream
+run "$VA" stream -j1 -m "$STREAM_FIX" "$TMP/clip.y4m"
+expect_exit 0
+expect_stderr_empty
+[ "$(y4m_frames "$OUT")" = 6 ] || fail_because "$(y4m_frames "$OUT") frames, expected 6"
+case $(y4m_header "$OUT") in "YUV4MPEG2 W24 H16 F10:1 "*) ;; *) fail_because "header $(y4m_header "$OUT")" ;; esac
+cp "$OUT" "$TMP/stream-j1.y4m"
+run_with_input "$TMP/clip.y4m" "$VA" stream -j3 -m "$STREAM_FIX" -
+expect_same_file "$OUT" "$TMP/stream-j1.y4m"
+run "$VA" stream --seed 7 -m "$STREAM_FIX" "$TMP/clip.y4m"
+cmp -s "$OUT" "$TMP/stream-j1.y4m" && fail_because "--seed 7 gives the output of seed 0"
+run "$VA" stream --window 4 --stride 2 -m "$STREAM_FIX" -o "$TMP/window.y4m" "$TMP/clip.y4m"
+expect_exit 0
+[ "$(y4m_frames "$TMP/window.y4m")" = 6 ] || fail_because "--window 4: $(y4m_frames "$TMP/window.y4m") frames"
+end
+
+begin video-animate-stream-usage
+for args in "stream -x 2" "stream --eval" "--window 4" "stream --window 4 --stride 5" \
+    "stream --window 33" "stream --ratio 0.5"; do
+    # shellcheck disable=SC2086
+    run "$VA" $args -m "$STREAM_FIX" "$TMP/clip.y4m"
+    [ "$status" -eq 2 ] || fail_because "'$args': exit $status, expected 2"
+done
+run "$VA" stream -m rife-v4.6 "$TMP/clip.y4m"
 expect_exit 3
 expect_stderr_lines 1
 end
