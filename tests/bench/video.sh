@@ -9,8 +9,8 @@
 #     64x64 as Y4M on a pipe) after 1,000 and 10,000 frames: it must not grow.
 #   stream: ms per frame and peak RSS of the built-in RAIN-style denoiser on a generated
 #     stream of 400 and 2,000 frames (memory must not grow with the length).
-# Knobs: BIN (default bin), BENCH_THREADS (default 2), BENCH_VIDEO_FRAMES (interpolations timed,
-# default 8).
+# Knobs: BIN (default bin), BENCH_THREADS (default 2; the PyTorch reference always uses 2),
+# BENCH_VIDEO_FRAMES (interpolations timed, default 8).
 set -eu
 BIN=${BIN:-bin}
 THREADS=${BENCH_THREADS:-2}
@@ -29,17 +29,21 @@ if [ ! -f "$VTEST" ]; then
 else
     peak=$("$BIN/attn-bench" -j "$THREADS" -L 1k --reps 1 --min-time 0 --ref-rows 0 2>&1 |
         sed -n 's/.*peak \([0-9.]*\) GFLOP\/s.*/\1/p' | head -1)
-    # FRAMES + 1 input frames give FRAMES interpolations; one warm-up run first.
+    # FRAMES + 1 input frames give FRAMES interpolations; the time of a run with one
+    # interpolation (loading the model, the first call's allocations) is subtracted.
     "$BIN/video-animate" -j "$THREADS" --frames 2 -o "$tmp/warm.y4m" "$VTEST"
     start=$(now)
+    "$BIN/video-animate" -j "$THREADS" --frames 2 -o "$tmp/warm.y4m" "$VTEST"
+    mid=$(now)
     "$BIN/video-animate" -j "$THREADS" --frames $((FRAMES + 1)) -o "$tmp/out.y4m" "$VTEST"
     end=$(now)
-    ours=$(awk -v s="$start" -v e="$end" -v n="$FRAMES" 'BEGIN { printf "%.0f", (e - s) * 1000 / n }')
+    ours=$(awk -v s="$start" -v m="$mid" -v e="$end" -v n="$FRAMES" \
+        'BEGIN { printf "%.0f", ((e - m) - (m - s)) * 1000 / (n - 1) }')
     gflops=$(awk -v ms="$ours" 'BEGIN { printf "%.1f", 37.35 / (ms / 1000) }')
     pct=$(awk -v g="$gflops" -v p="${peak:-0}" 'BEGIN { if (p > 0) printf "%.0f%%", 100 * g / p; else printf "-" }')
     theirs=-
     if "$PYTHON" -c 'import torch' 2>/dev/null; then
-        theirs=$("$PYTHON" tools/rife_torch.py bench --threads "$THREADS" |
+        theirs=$("$PYTHON" tools/rife_torch.py bench |
             sed -n 's/^rife_torch_s_per_frame \([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 * 1000 }')
     fi
     ratio=$(awk -v a="$ours" -v b="${theirs:-0}" 'BEGIN { if (b > 0) printf "%.1f", b / a; else printf "-" }')
