@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "files.h"
 #include "longrange/model.h"
 
 #define BAD "tests/fixtures/models/bad/"
@@ -69,25 +70,6 @@ static const struct {
     {"dir_without_weights", "needs model.safetensors or model.safetensors.index.json", NULL},
 };
 #define N_BAD (sizeof bad_cases / sizeof bad_cases[0])
-
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    /* One spare byte lets shifted() place the contents at an odd address. */
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
 
 /* Moves the contents of a read_file buffer one byte up, to an odd address. */
 static char *shifted(char *buf, size_t size)

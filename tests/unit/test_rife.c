@@ -11,6 +11,7 @@
 
 #include "../../cmd/video-animate/rife.h"
 #include "check.h"
+#include "files.h"
 #include "kernel_test.h"
 #include "longrange/core.h"
 #include "longrange/model.h"
@@ -153,31 +154,10 @@ static void test_cpu_levels(void)
 }
 
 /* The model file with `from` replaced by `to` (same length) once, in its JSON header. */
-static char *patched_model(const char *from, const char *to, size_t *size)
-{
-    FILE *fp = fopen(MODEL_PATH, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)len);
-    size_t got = fread(buf, 1, (size_t)len, fp);
-    fclose(fp);
-    char *hit = got == (size_t)len ? memmem(buf, 8 + 4096, from, strlen(from)) : NULL;
-    if (!hit || strlen(from) != strlen(to)) {
-        free(buf);
-        return NULL;
-    }
-    memcpy(hit, to, strlen(to));
-    *size = (size_t)len;
-    return buf;
-}
-
 static void expect_refused(lr_ctx *ctx, const char *from, const char *to, const char *needle)
 {
     size_t size = 0;
-    char *buf = patched_model(from, to, &size);
+    char *buf = read_patched(MODEL_PATH, from, to, &size);
     CHECKF(buf, "could not patch %s", from);
     if (!buf)
         return;

@@ -13,6 +13,7 @@
 
 #include "../../cmd/video-animate/stream.h"
 #include "check.h"
+#include "files.h"
 #include "kernel_test.h"
 #include "longrange/core.h"
 #include "longrange/model.h"
@@ -326,33 +327,13 @@ static void test_chunking_threads_latency(void)
     free(in);
 }
 
-static char *read_all(const char *path, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = len > 0 ? malloc((size_t)len) : NULL;
-    if (buf && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *size = (size_t)len;
-    return buf;
-}
-
 /* model.safetensors with one header string replaced by another of the same length */
 static void expect_refused(lr_ctx *ctx, const char *from, const char *to, const char *needle)
 {
     size_t size = 0;
-    char *buf = read_all(MODEL_PATH, &size);
-    char *hit = buf ? memmem(buf, size < 8192 ? size : 8192, from, strlen(from)) : NULL;
-    CHECKF(hit && strlen(from) == strlen(to), "could not patch %s", from);
-    if (hit && strlen(from) == strlen(to)) {
-        memcpy(hit, to, strlen(to));
+    char *buf = read_patched(MODEL_PATH, from, to, &size);
+    CHECKF(buf, "could not patch %s", from);
+    if (buf) {
         lr_model *m = NULL;
         stream_net *net = NULL;
         CHECK(lr_model_open_memory(ctx, "patched", buf, size, &m) == LR_OK);

@@ -11,6 +11,7 @@
 
 #include "capture.h"
 #include "check.h"
+#include "files.h"
 #include "cli.h"
 #include "output.h"
 #include "writers.h"
@@ -27,18 +28,6 @@ static char *path_in_dir(const char *name)
 }
 
 /* Reads a whole file (NULL if it does not exist); *size gets its length. */
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *data = malloc(1 << 16);
-    *size = fread(data, 1, 1 << 16, f);
-    data[*size] = '\0';
-    fclose(f);
-    return data;
-}
-
 /* Names in dir other than . and .., to find leftover temporary files. */
 static int entries_in_dir(void)
 {
