@@ -57,12 +57,19 @@ typedef struct {
      * W_o b_v) + b_o saves one D x D product per layer (zero padding of a short key sequence
      * commutes too). Owned. */
     float *vo_w, *vo_b;
+    /* Self-attention only: W_k^T W_q, so that x (W_k^T W_q)^T against the keys' own input gives
+     * the query-key correlations up to a term that is the same for every delay (the biases'
+     * share, a full circular sum when queries and keys are one sequence), which neither the
+     * top-k choice nor the softmax sees. Saves the key projection. Owned; NULL for cross
+     * attention, whose zero-padded keys make the bias share depend on the delay. */
+    float *qk_w;
 } af_autocorr_layer;
 
 typedef struct {
     af_autocorr_layer self, cross; /* cross unused in the encoder */
     const float *conv1, *conv2;    /* [d_ff][d_model], [d_model][d_ff] */
     const float *trend_proj;       /* decoder: [c_out][d_model][3] */
+    float *trend_taps;             /* decoder: the same as [3][c_out][d_model], owned */
 } af_layer;
 
 typedef struct {
@@ -201,31 +208,82 @@ static void im2col_task(void *arg, size_t task, int thread)
     }
 }
 
-/* y [B][L][out] (+)= the kernel-3 circular convolution of each window of x [B][L][in] with
- * w [out][in][3] (padding 1): y[t][o] = sum_c sum_j w[o][c][j] x[(t + j - 1) mod L][c].
- * col: [B][L][in * 3]. */
+/* The kernel-3 circular convolution of each window of x [B][L][in] with w [out][in][3]
+ * (padding 1): y[t][o] = sum_c sum_j w[o][c][j] x[(t + j - 1) mod L][c], y [B][L][out].
+ * Two ways, each with the smaller intermediate: with few input channels (the embeddings)
+ * gather each step's three neighbours into col [B][L][in * 3] for one GEMM; with few
+ * outputs (the decoder's trend projection) see conv3_taps_add. */
 static lr_status circconv3(lr_ctx *ctx, int64_t B, int64_t L, int64_t in, int64_t out, const float *x,
-                           const float *w, float beta, float *col, float *y)
+                           const float *w, float *col, float *y)
 {
     im2col_job j = {B, L, in, x, col};
     lr_parallel_for(ctx, ts_row_tasks(B * L), im2col_task, &j);
-    return lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * L, out, in * 3, 1.0f, col, in * 3, w, in * 3, beta, y, out);
+    return lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * L, out, in * 3, 1.0f, col, in * 3, w, in * 3, 0.0f, y, out);
+}
+
+typedef struct {
+    int64_t B, L, out;
+    const float *z;
+    float *y;
+} taps_job;
+
+/* Rows of y += z[t - 1][0] + z[t][1] + z[t + 1][2] (circularly in the row's window). */
+LR_VECTORIZE static void taps_task(void *arg, size_t task, int thread)
+{
+    const taps_job *j = arg;
+    const int64_t L = j->L, out = j->out, rows = j->B * L;
+    const int64_t r0 = (int64_t)task * TS_ROWS_PER_TASK, r1 = r0 + TS_ROWS_PER_TASK < rows ? r0 + TS_ROWS_PER_TASK : rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t t = r % L, base = r - t;
+        const float *prev = j->z + (base + (t == 0 ? L - 1 : t - 1)) * 3 * out, *cur = j->z + r * 3 * out + out;
+        const float *next = j->z + (base + (t == L - 1 ? 0 : t + 1)) * 3 * out + 2 * out;
+        float *y = j->y + r * out;
+        for (int64_t o = 0; o < out; o++)
+            y[o] += (prev[o] + cur[o]) + next[o];
+    }
+}
+
+/* y [B][L][out] += the circular convolution above, from taps [3][out][in] (w with its kernel
+ * axis first): one GEMM of x with all three taps stacked, z [B][L][3][out] in col, then each
+ * output step adds its neighbours' shares. */
+static lr_status conv3_taps_add(lr_ctx *ctx, int64_t B, int64_t L, int64_t in, int64_t out, const float *x,
+                                const float *taps, float *col, float *y)
+{
+    lr_status s = ts_linear(ctx, B * L, in, 3 * out, x, taps, NULL, 0.0f, col);
+    taps_job j = {B, L, out, col, y};
+    if (s == LR_OK)
+        lr_parallel_for(ctx, ts_row_tasks(B * L), taps_task, &j);
+    return s;
 }
 
 /* my_Layernorm in place on one window x [L][D]: LayerNorm over D (eps 1e-5, biased
  * variance), then each channel minus its mean over time. */
-static void my_layernorm(int64_t L, int64_t D, float *x, const float *w, const float *b)
+LR_VECTORIZE static void my_layernorm(int64_t L, int64_t D, float *x, const float *w, const float *b)
 {
+    enum { LANES = 8 }; /* the row sums in LANES interleaved partial sums, which vectorise */
     for (int64_t t = 0; t < L; t++) {
         float *r = x + t * D;
-        double mean = 0, var = 0;
-        for (int64_t c = 0; c < D; c++)
-            mean += r[c];
+        double part[LANES] = {0}, mean = 0, var = 0;
+        int64_t c = 0;
+        for (; c + LANES <= D; c += LANES)
+            for (int l = 0; l < LANES; l++)
+                part[l] += r[c + l];
+        for (; c < D; c++)
+            part[0] += r[c];
+        for (int l = 0; l < LANES; l++)
+            mean += part[l];
         mean /= (double)D;
-        for (int64_t c = 0; c < D; c++)
-            var += (r[c] - mean) * (r[c] - mean);
+        for (int l = 0; l < LANES; l++)
+            part[l] = 0;
+        for (c = 0; c + LANES <= D; c += LANES)
+            for (int l = 0; l < LANES; l++)
+                part[l] += (r[c + l] - mean) * (r[c + l] - mean);
+        for (; c < D; c++)
+            part[0] += (r[c] - mean) * (r[c] - mean);
+        for (int l = 0; l < LANES; l++)
+            var += part[l];
         double inv = 1.0 / sqrt(var / (double)D + 1e-5);
-        for (int64_t c = 0; c < D; c++)
+        for (c = 0; c < D; c++)
             r[c] = (float)((r[c] - mean) * inv * w[c] + b[c]);
     }
     /* Channel means over time, a block of channels at a time so the rows are read in order
@@ -274,7 +332,7 @@ typedef struct {
 } add_bias_job;
 
 /* x += a + b, row by row. */
-static void add_bias_task(void *arg, size_t task, int thread)
+LR_VECTORIZE static void add_bias_task(void *arg, size_t task, int thread)
 {
     const add_bias_job *j = arg;
     const int64_t t0 = (int64_t)task * TS_ROWS_PER_TASK;
@@ -284,18 +342,48 @@ static void add_bias_task(void *arg, size_t task, int thread)
             j->x[t * j->d + c] += j->a[t * j->d + c] + j->b[c];
 }
 
+typedef struct {
+    int64_t n;
+    float *x;
+    const float *a, *b;
+} sum3_job;
+
+enum { SUM3_BLOCK = 1 << 14 };
+
+LR_VECTORIZE static void sum3_task(void *arg, size_t task, int thread)
+{
+    const sum3_job *j = arg;
+    const int64_t i0 = (int64_t)task * SUM3_BLOCK, i1 = i0 + SUM3_BLOCK < j->n ? i0 + SUM3_BLOCK : j->n;
+    for (int64_t i = i0; i < i1; i++)
+        j->x[i] = (j->x[i] + j->a[i]) + j->b[i];
+}
+
+/* x = (x + a) + b over n values. */
+static void sum3(lr_ctx *ctx, int64_t n, float *x, const float *a, const float *b)
+{
+    sum3_job j = {n, x, a, b};
+    lr_parallel_for(ctx, (size_t)((n + SUM3_BLOCK - 1) / SUM3_BLOCK), sum3_task, &j);
+}
+
 /* x += AutoCorrelationLayer(x, kv, kv) for B windows; x [B][L][D], kv [B][S][D]. */
 static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr *plan,
                                 const af_autocorr_layer *p, int64_t L, float *x, int64_t S, const float *kv)
 {
     const int64_t D = m->d_model;
-    lr_status s = ts_linear(ctx, B * L, D, D, x, p->q.w, p->q.b, 0.0f, m->q);
-    if (s == LR_OK)
-        s = ts_linear(ctx, B * S, D, D, kv, p->k.w, p->k.b, 0.0f, m->k);
+    const float *keys = kv; /* the keys' own input, with the q-k fold */
+    lr_status s;
+    if (p->qk_w) {
+        s = ts_linear(ctx, B * L, D, D, x, p->qk_w, NULL, 0.0f, m->q);
+    } else {
+        s = ts_linear(ctx, B * L, D, D, x, p->q.w, p->q.b, 0.0f, m->q);
+        if (s == LR_OK)
+            s = ts_linear(ctx, B * S, D, D, kv, p->k.w, p->k.b, 0.0f, m->k);
+        keys = m->k;
+    }
     if (s == LR_OK)
         s = ts_linear(ctx, B * S, D, D, kv, p->vo_w, p->vo_b, 0.0f, m->v);
     if (s == LR_OK)
-        s = lr_autocorr_forward(ctx, plan, B, D, D, m->q, m->k, m->v, S, m->factor, LR_AUTOCORR_INFERENCE, m->a);
+        s = lr_autocorr_forward(ctx, plan, B, D, D, m->q, keys, m->v, S, m->factor, LR_AUTOCORR_INFERENCE, m->a);
     if (s == LR_OK) {
         add_bias_job j = {B * L, D, m->a, p->o.b, x};
         lr_parallel_for(ctx, ts_row_tasks(B * L), add_bias_task, &j);
@@ -376,38 +464,39 @@ GELU_ROW(gelu_row8, __attribute__((target("avx2"))), v8f, v8i)
 GELU_ROW(gelu_row16, __attribute__((target("avx512f"))), v16f, v16i)
 #endif
 
-/* The activation on row `task` of the FFN's hidden layer: gelu or relu. The widest lanes the
- * context's CPU level allows take the row, four-lane steps the rest. */
-static void activation_task(void *arg, size_t task, int thread)
+/* The activation, gelu or relu, on a block of the FFN's hidden layer as the GEMM finishes it
+ * (still in cache). The widest lanes the context's CPU level allows take each row, four-lane
+ * steps the rest. */
+LR_VECTORIZE static void activation_block(void *user, float *c, int64_t ldc, int64_t row0, int64_t col0,
+                                          int64_t rows, int64_t cols)
 {
-    const af_model *m = arg;
-    float *r = m->ffn + (int64_t)task * m->d_ff;
-    const int64_t n = m->d_ff;
-    if (m->relu) {
-        for (int64_t i = 0; i < n; i++)
-            r[i] = r[i] > 0 ? r[i] : 0.0f;
-        return;
-    }
-    int64_t done = 0;
+    const af_model *m = user;
+    for (int64_t i = 0; i < rows; i++) {
+        float *r = c + i * ldc;
+        if (m->relu) {
+            for (int64_t j = 0; j < cols; j++)
+                r[j] = r[j] > 0 ? r[j] : 0.0f;
+            continue;
+        }
+        int64_t done = 0;
 #ifdef GELU_WIDE
-    if (m->cpu == LR_CPU_AVX512)
-        done = gelu_row16(r, n, false);
-    else if (m->cpu == LR_CPU_AVX2)
-        done = gelu_row8(r, n, false);
+        if (m->cpu == LR_CPU_AVX512)
+            done = gelu_row16(r, cols, false);
+        else if (m->cpu == LR_CPU_AVX2)
+            done = gelu_row8(r, cols, false);
 #endif
-    gelu_row4(r + done, n - done, true);
+        gelu_row4(r + done, cols - done, true);
+    }
 }
 
 /* x += conv2(act(conv1(x))) on `rows` rows. */
 static lr_status feed_forward(lr_ctx *ctx, af_model *m, const af_layer *p, int64_t rows, float *x)
 {
     const int64_t D = m->d_model, F = m->d_ff;
-    lr_status s = ts_linear(ctx, rows, D, F, x, p->conv1, NULL, 0.0f, m->ffn);
-    if (s != LR_OK)
-        return s;
     m->cpu = lr_ctx_cpu(ctx);
-    lr_parallel_for(ctx, (size_t)rows, activation_task, m);
-    return ts_linear(ctx, rows, F, D, m->ffn, p->conv2, NULL, 1.0f, x);
+    lr_gemm_epilogue act = {activation_block, m};
+    lr_status s = lr_sgemm_ep(ctx, LR_NO_TRANS, LR_TRANS, rows, F, D, 1.0f, x, D, p->conv1, D, 0.0f, m->ffn, F, &act);
+    return s == LR_OK ? ts_linear(ctx, rows, F, D, m->ffn, p->conv2, NULL, 1.0f, x) : s;
 }
 
 /* y [B][L][D] = embed(x [B][L][C], the time features of the dates [B][L]). */
@@ -416,7 +505,7 @@ static lr_status embed(lr_ctx *ctx, af_model *m, const af_embedding *e, int64_t 
 {
     for (int64_t t = 0; t < B * L; t++)
         time_features(m->freq, dates[t], m->mark + t * m->n_mark);
-    lr_status s = circconv3(ctx, B, L, C, m->d_model, x, e->token, 0.0f, m->col, y);
+    lr_status s = circconv3(ctx, B, L, C, m->d_model, x, e->token, m->col, y);
     return s == LR_OK ? ts_linear(ctx, B * L, m->n_mark, m->d_model, m->mark, e->temporal, NULL, 1.0f, y) : s;
 }
 
@@ -426,7 +515,7 @@ static lr_status reserve_batch(lr_ctx *ctx, af_model *m, int64_t B)
     if (B <= m->batch_cap)
         return LR_OK;
     const int64_t D = m->d_model, C = m->enc_in, Le = m->seq_len, Ld = m->label_len + m->pred_len;
-    const int64_t Lm = Le > Ld ? Le : Ld, cw = (D > C ? D : C) * 3;
+    const int64_t Lm = Le > Ld ? Le : Ld, cw = (m->c_out > C ? m->c_out : C) * 3;
     const int64_t sizes[] = {Le * D, Ld * D, Lm * D, Lm * D, Lm * D, Lm * D, Lm * m->d_ff, Lm * cw,
                              Ld * D, Ld * C, Le * C, Le * C, Le * C, Ld * C, Lm * m->n_mark};
     float **slots[] = {&m->enc_x, &m->dec_x, &m->q, &m->k, &m->v, &m->a, &m->ffn, &m->col,
@@ -434,7 +523,7 @@ static lr_status reserve_batch(lr_ctx *ctx, af_model *m, int64_t B)
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += (B * sizes[i] + 15) / 16 * 16;
-    float *work = malloc((size_t)total * sizeof *work);
+    float *work = lr_alloc((size_t)total * sizeof *work);
     int64_t *dates = malloc((size_t)(B * (Le + Ld)) * sizeof *dates);
     if (!work || !dates) {
         free(work);
@@ -540,9 +629,8 @@ static lr_status af_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B, const
         if (s == LR_OK)
             s = lr_series_decomp(ctx, B, Ld, D, m->moving_avg, m->dec_x, m->dec_x, m->k);
         if (s == LR_OK) {
-            for (int64_t i = 0; i < B * Ld * D; i++) /* t1 + t2 + t3, in the official order */
-                m->tsum[i] = (m->tsum[i] + m->q[i]) + m->k[i];
-            s = circconv3(ctx, B, Ld, D, m->c_out, m->tsum, p->trend_proj, 1.0f, m->col, m->trend);
+            sum3(ctx, B * Ld * D, m->tsum, m->q, m->k); /* t1 + t2 + t3, in the official order */
+            s = conv3_taps_add(ctx, B, Ld, D, m->c_out, m->tsum, p->trend_taps, m->col, m->trend);
         }
     }
     if (s == LR_OK) {
@@ -573,8 +661,10 @@ static void free_folded(af_layer *layers, int64_t n)
     for (int64_t l = 0; layers && l < n; l++) {
         free(layers[l].self.vo_w);
         free(layers[l].self.vo_b);
+        free(layers[l].self.qk_w);
         free(layers[l].cross.vo_w);
         free(layers[l].cross.vo_b);
+        free(layers[l].trend_taps);
     }
 }
 
@@ -617,7 +707,7 @@ static lr_status tensor(lr_ctx *ctx, const lr_model *file, const float **out, in
 }
 
 static lr_status autocorr_tensors(lr_ctx *ctx, const lr_model *file, int64_t D, const char *prefix,
-                                  af_autocorr_layer *p)
+                                  bool self, af_autocorr_layer *p)
 {
     static const char *const names[] = {"query", "key", "value", "out"};
     af_linear *lin[] = {&p->q, &p->k, &p->v, &p->o};
@@ -631,8 +721,12 @@ static lr_status autocorr_tensors(lr_ctx *ctx, const lr_model *file, int64_t D, 
         return s;
     p->vo_w = malloc((size_t)(D * D) * sizeof *p->vo_w);
     p->vo_b = malloc((size_t)D * sizeof *p->vo_b);
-    if (!p->vo_w || !p->vo_b)
+    p->qk_w = self ? malloc((size_t)(D * D) * sizeof *p->qk_w) : NULL;
+    if (!p->vo_w || !p->vo_b || (self && !p->qk_w))
         return lr_fail(ctx, LR_ERR_NOMEM, "autoformer: out of memory");
+    /* qk_w[j][i] = sum_o W_k[o][j] W_q[o][i] */
+    if (self && (s = lr_sgemm(ctx, LR_TRANS, LR_NO_TRANS, D, D, D, 1.0f, p->k.w, D, p->q.w, D, 0.0f, p->qk_w, D)) != LR_OK)
+        return s;
     for (int64_t i = 0; i < D; i++) {
         double sum = 0.0;
         for (int64_t j = 0; j < D; j++)
@@ -648,10 +742,10 @@ static lr_status layer_tensors(lr_ctx *ctx, const lr_model *file, const af_model
     char name[128];
     const int64_t D = m->d_model, F = m->d_ff;
     snprintf(name, sizeof name, "%s.%s", prefix, decoder ? "self_attention" : "attention");
-    lr_status s = autocorr_tensors(ctx, file, D, name, &p->self);
+    lr_status s = autocorr_tensors(ctx, file, D, name, true, &p->self);
     if (s == LR_OK && decoder) {
         snprintf(name, sizeof name, "%s.cross_attention", prefix);
-        s = autocorr_tensors(ctx, file, D, name, &p->cross);
+        s = autocorr_tensors(ctx, file, D, name, false, &p->cross);
     }
     if (s == LR_OK)
         s = tensor(ctx, file, &p->conv1, 3, (int64_t[]){F, D, 1}, "%s.conv1.weight", prefix);
@@ -659,6 +753,15 @@ static lr_status layer_tensors(lr_ctx *ctx, const lr_model *file, const af_model
         s = tensor(ctx, file, &p->conv2, 3, (int64_t[]){D, F, 1}, "%s.conv2.weight", prefix);
     if (s == LR_OK && decoder)
         s = tensor(ctx, file, &p->trend_proj, 3, (int64_t[]){m->c_out, D, 3}, "%s.projection.weight", prefix);
+    if (s == LR_OK && decoder) {
+        const int64_t O = m->c_out;
+        if (!(p->trend_taps = malloc((size_t)(3 * O * D) * sizeof *p->trend_taps)))
+            return lr_fail(ctx, LR_ERR_NOMEM, "autoformer: out of memory");
+        for (int64_t j = 0; j < 3; j++)
+            for (int64_t o = 0; o < O; o++)
+                for (int64_t c = 0; c < D; c++)
+                    p->trend_taps[(j * O + o) * D + c] = p->trend_proj[(o * D + c) * 3 + j];
+    }
     return s;
 }
 

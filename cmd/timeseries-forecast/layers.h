@@ -13,13 +13,15 @@
 #include <stdint.h>
 
 #include "longrange/core.h"
+#include "longrange/gemm.h"
 
 enum { TS_ROWS_PER_TASK = 64 };
 
 /* The number of tasks for rows rows. */
 size_t ts_row_tasks(int64_t rows);
 
-/* y [rows][out] = x [rows][in] W^T (+ b, when b is not NULL), W [out][in]; beta 1 adds to y. */
+/* y [rows][out] = x [rows][in] W^T (+ b, when b is not NULL), W [out][in]; beta 1 adds to y
+ * (y = (y + x W^T) + b, the bias added last, as the GEMM finishes each block). */
 lr_status ts_linear(lr_ctx *ctx, int64_t rows, int64_t in, int64_t out, const float *x,
                     const float *w, const float *b, float beta, float *y);
 

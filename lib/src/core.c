@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +166,22 @@ void lr_clear_error(lr_ctx *ctx)
 int lr_ctx_threads(const lr_ctx *ctx) { return ctx->n_threads; }
 lr_cpu_level lr_ctx_cpu(const lr_ctx *ctx) { return ctx->cpu; }
 lr_device lr_ctx_device(const lr_ctx *ctx) { return ctx->device; }
+
+void *lr_alloc(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes > SIZE_MAX - huge)
+        return NULL;
+    if (bytes < huge)
+        return aligned_alloc(64, bytes ? (bytes + 63) & ~(size_t)63 : 64);
+    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP it changes nothing */
+#endif
+    return p;
+}
 
 double lr_time_now(void)
 {

@@ -43,6 +43,7 @@ typedef struct {
     float *C;
     int64_t ldc;
     float alpha, beta;
+    const lr_gemm_epilogue *ep; /* NULL: none */
     int64_t kc;             /* K block */
     size_t a_pack_floats;   /* a thread's scratch: its packed A block, then its B chunk slots */
     size_t chunk_floats;    /* one packed B chunk: kc x nc */
@@ -133,6 +134,9 @@ static void compute_tile(gemm_job *job, int64_t tile, int thread)
             for (int64_t j = 0; j < nc; j += kern->nr)
                 kern->micro(kc, a_panel, chunk + j * kc, c_row + j, job->ldc, m,
                             (int)min64(kern->nr, nc - j), job->alpha, job->block_beta);
+            /* the last K block: these mr x nc values are final and still in L1 */
+            if (job->ep && job->p0 + kc == job->K)
+                job->ep->fn(job->ep->user, c_row, job->ldc, m0 + i, job->n0 + j0, m, nc);
         }
     }
 }
@@ -181,6 +185,15 @@ lr_status lr_sgemm(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, 
                    float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                    float beta, float *C, int64_t ldc)
 {
+    return lr_sgemm_ep(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+lr_status lr_sgemm_ep(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, const lr_gemm_epilogue *ep)
+{
+    if (ep && !ep->fn)
+        return lr_fail(ctx, LR_ERR_ARG, "sgemm: epilogue without a function");
     if (M < 0 || N < 0 || K < 0)
         return lr_fail(ctx, LR_ERR_ARG, "sgemm: negative size (M %lld, N %lld, K %lld)",
                        (long long)M, (long long)N, (long long)K);
@@ -194,6 +207,8 @@ lr_status lr_sgemm(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, 
                        (long long)N);
     if (K == 0 || alpha == 0) {
         scale_c(M, N, beta, C, ldc);
+        if (ep)
+            ep->fn(ep->user, C, ldc, 0, 0, M, N);
         return LR_OK;
     }
     if (!A || !B || lda < a_cols || ldb < b_cols)
@@ -201,15 +216,19 @@ lr_status lr_sgemm(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, 
                        (long long)lda, (long long)a_cols, (long long)ldb, (long long)b_cols);
 
 #ifdef LR_CUDA
-    if (lr_ctx_device(ctx) == LR_DEVICE_CUDA)
-        return lr_cuda_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (lr_ctx_device(ctx) == LR_DEVICE_CUDA) {
+        lr_status cs = lr_cuda_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (cs == LR_OK && ep)
+            ep->fn(ep->user, C, ldc, 0, 0, M, N);
+        return cs;
+    }
 #endif
     const lr_gemm_kernel *kern = kernel_for(lr_ctx_cpu(ctx));
     gemm_job job = {
         .kern = kern, .ctx = ctx, .n_threads = lr_ctx_threads(ctx), .M = M, .N = N, .K = K,
         .A = A, .a_stride_m = ta == LR_NO_TRANS ? lda : 1, .a_stride_k = ta == LR_NO_TRANS ? 1 : lda,
         .B = B, .b_stride_k = tb == LR_NO_TRANS ? ldb : 1, .b_stride_n = tb == LR_NO_TRANS ? 1 : ldb,
-        .C = C, .ldc = ldc, .alpha = alpha, .beta = beta,
+        .C = C, .ldc = ldc, .alpha = alpha, .beta = beta, .ep = ep,
     };
     job.kc = balanced_block(K, kern->kc, 1);
     int64_t block_cols = balanced_block(N, GEMM_SHARED_CHUNKS * (int64_t)kern->nc, kern->nc);

@@ -85,7 +85,7 @@ typedef struct text_chunk {
 typedef struct widened_tensor {
     struct widened_tensor *next;
     const lr_model_tensor *of;
-    float data[];
+    float *data; /* lr_alloc'd: the large ones get huge pages */
 } widened_tensor;
 
 struct lr_model {
@@ -922,6 +922,7 @@ void lr_model_close(lr_model *m)
     }
     while (m->widened) {
         widened_tensor *next = m->widened->next;
+        free(m->widened->data);
         free(m->widened);
         m->widened = next;
     }
@@ -1083,11 +1084,16 @@ lr_status lr_model_get_f32(lr_ctx *ctx, const lr_model *m, const char *name, int
         w = w->next;
     if (!w) {
         size_t n = (size_t)lr_tensor_numel(&in);
-        if (n > (SIZE_MAX - sizeof *w) / sizeof(float) || !(w = malloc(sizeof *w + n * sizeof(float))))
+        float *data = n <= SIZE_MAX / sizeof(float) ? lr_alloc(n * sizeof(float)) : NULL;
+        if (!data || !(w = malloc(sizeof *w))) {
+            free(data);
             return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory widening tensor '%s'", m->path, name);
+        }
         w->of = t;
+        w->data = data;
         lr_tensor wide = lr_tensor_from(w->data, LR_F32, in.ndim, in.shape);
         if ((s = lr_tensor_copy(ctx, &in, &wide)) != LR_OK) {
+            free(data);
             free(w);
             return s;
         }

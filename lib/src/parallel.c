@@ -194,7 +194,7 @@ lr_status lr_thread_scratch_reserve(lr_ctx *ctx, size_t bytes)
     if (rounded < bytes)
         return lr_fail(ctx, LR_ERR_NOMEM, "scratch size %zu overflows", bytes);
     for (int i = 0; i < ctx->n_threads; i++) {
-        void *p = aligned_alloc(64, rounded);
+        void *p = lr_alloc(rounded);
         if (!p)
             return lr_fail(ctx, LR_ERR_NOMEM, "out of memory reserving %zu bytes of scratch per thread", rounded);
         free(ctx->scratch[i]);

@@ -108,6 +108,22 @@ static void test_arena(void)
     lr_ctx_destroy(ctx);
 }
 
+/* Small blocks 64-byte aligned, large ones on 2 MiB boundaries, all writable to the end. */
+static void test_alloc(void)
+{
+    static const size_t sizes[] = {0, 1, 100, ((size_t)2 << 20) - 1, (size_t)2 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = lr_alloc(sizes[i]);
+        REQUIRE(p);
+        size_t align = sizes[i] >= (size_t)2 << 20 ? (size_t)2 << 20 : 64;
+        CHECKF((uintptr_t)p % align == 0, "%zu bytes at %p, not %zu-aligned", sizes[i], (void *)p, align);
+        memset(p, 0xab, sizes[i]);
+        CHECK(sizes[i] == 0 || p[sizes[i] - 1] == 0xab);
+        free(p);
+    }
+    CHECK(lr_alloc(SIZE_MAX) == NULL);
+}
+
 static void test_timer_rss(void)
 {
     double t0 = lr_time_now(), t1 = lr_time_now();
@@ -121,6 +137,7 @@ int main(void)
     RUN(test_bad_params);
     RUN(test_cpu_levels);
     RUN(test_arena);
+    RUN(test_alloc);
     RUN(test_timer_rss);
     return CHECK_DONE();
 }

@@ -1,7 +1,8 @@
 /* lr_sgemm against lr_sgemm_ref at every CPU level this machine has: odd shapes, all four
  * transposes, alpha/beta (beta 0 over a NaN-filled C), padded leading dimensions, K = 0,
  * argument errors; bit-identical results for 1, 2, 3 and 7 threads, and for a block of C
- * computed on its own.
+ * computed on its own; the epilogue of lr_sgemm_ep sees every element once, after its final
+ * value.
  *
  * Tolerance: |C - C_ref| <= 1e-5 * sqrt(K) * S + 1e-30 elementwise, where S is the same
  * product on absolute values (|alpha| |A| |B| + |beta| |C0|), the scale a float sum of K
@@ -313,6 +314,74 @@ static void test_result_independent_of_m_and_n(void)
     level_ctxs_close(&l);
 }
 
+/* Counts its visits in a shadow of C and turns each element e into e * 2 + its column, which
+ * only comes out right when it runs once, on the final value. */
+typedef struct {
+    int64_t N;
+    int *visits;
+} epilogue_probe;
+
+static void probe_epilogue(void *user, float *c, int64_t ldc, int64_t row0, int64_t col0, int64_t rows,
+                           int64_t cols)
+{
+    epilogue_probe *p = user;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            c[i * ldc + j] = c[i * ldc + j] * 2.0f + (float)(col0 + j);
+            __atomic_fetch_add(&p->visits[(row0 + i) * p->N + col0 + j], 1, __ATOMIC_RELAXED);
+        }
+}
+
+static void test_epilogue(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {37, 301, 777}, {700, 530, 300}, {20, 30, 0}};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        level_ctxs l;
+        REQUIRE(level_ctxs_open(&l, threads));
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+            matrix A = matrix_new(M, K, 0), B = matrix_new(N, K, 0), C0 = matrix_new(M, N, 3);
+            float *plain = malloc((size_t)(M * ldc) * sizeof *plain), *C = malloc((size_t)(M * ldc) * sizeof *C);
+            int *visits = calloc((size_t)(M * N), sizeof *visits);
+            REQUIRE(A.data && B.data && C0.data && plain && C && visits);
+            for (int li = 0; li < l.n; li++) {
+                memcpy(plain, C0.data, (size_t)(M * ldc) * sizeof *C);
+                memcpy(C, C0.data, (size_t)(M * ldc) * sizeof *C);
+                memset(visits, 0, (size_t)(M * N) * sizeof *visits);
+                epilogue_probe probe = {N, visits};
+                lr_gemm_epilogue ep = {probe_epilogue, &probe};
+                CHECK(lr_sgemm(l.ctx[li], LR_NO_TRANS, LR_TRANS, M, N, K, 1.0f, A.data, K, B.data, K, 0.5f, plain,
+                               ldc) == LR_OK);
+                CHECK(lr_sgemm_ep(l.ctx[li], LR_NO_TRANS, LR_TRANS, M, N, K, 1.0f, A.data, K, B.data, K, 0.5f, C, ldc,
+                                  &ep) == LR_OK);
+                int once = 1, right = 1;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < ldc; j++) {
+                        float want = j < N ? plain[i * ldc + j] * 2.0f + (float)j : PAD_VALUE;
+                        right &= C[i * ldc + j] == want;
+                        once &= j >= N || visits[i * N + j] == 1;
+                    }
+                CHECKF(once && right, "level %s, %d threads, %dx%dx%d: epilogue ran %s",
+                       lr_cpu_level_name(lr_ctx_cpu(l.ctx[li])), threads, (int)M, (int)N, (int)K,
+                       once ? "on the wrong values" : "other than once per element");
+            }
+            free(A.data);
+            free(B.data);
+            free(C0.data);
+            free(plain);
+            free(C);
+            free(visits);
+        }
+        level_ctxs_close(&l);
+    }
+    lr_ctx *ctx = make_ctx(1, LR_CPU_AVX512);
+    REQUIRE(ctx);
+    float A[4] = {0}, B[4] = {0}, C[4] = {0};
+    lr_gemm_epilogue none = {NULL, NULL};
+    CHECK(lr_sgemm_ep(ctx, LR_NO_TRANS, LR_NO_TRANS, 2, 2, 2, 1.0f, A, 2, B, 2, 0.0f, C, 2, &none) == LR_ERR_ARG);
+    lr_ctx_destroy(ctx);
+}
+
 int main(void)
 {
     seed_random(1);
@@ -324,5 +393,6 @@ int main(void)
     RUN(test_argument_errors);
     RUN(test_thread_count_invariance);
     RUN(test_result_independent_of_m_and_n);
+    RUN(test_epilogue);
     return CHECK_DONE();
 }

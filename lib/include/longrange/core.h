@@ -69,6 +69,23 @@ lr_device lr_ctx_device(const lr_ctx *ctx);
 lr_cpu_level lr_cpu_detect(void);
 const char *lr_cpu_level_name(lr_cpu_level level);
 
+/* On a function of element-wise loops (libcore's or a program's): one clone per x86
+ * instruction set, picked when the program loads, with GCC's loop vectoriser free to work
+ * (at -O2 its cheapest cost model leaves most loops scalar). Only for loops where every
+ * lane does the same IEEE operations in the same order, so all clones give the same bits. */
+#if defined(__x86_64__) && defined(__clang__)
+#define LR_VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
+#elif defined(__x86_64__) && defined(__GNUC__)
+#define LR_VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default"), optimize("vect-cost-model=dynamic")))
+#else
+#define LR_VECTORIZE
+#endif
+
+/* A large working buffer: 64-byte aligned, and from 2 MiB up aligned to 2 MiB and advised
+ * for transparent huge pages, so touching it costs one page fault per 2 MiB instead of
+ * 512 and GEMM panels miss the TLB less. NULL when out of memory; release with free(). */
+void *lr_alloc(size_t bytes);
+
 /* Monotonic seconds. */
 double lr_time_now(void);
 

@@ -23,6 +23,25 @@ lr_status lr_sgemm(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, 
                    float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                    float beta, float *C, int64_t ldc);
 
+/* Work on finished blocks of C while they are still in cache (a bias, an activation):
+ * fn(user, c, ldc, row0, col0, rows, cols) gets the block of rows [row0, row0 + rows) and
+ * columns [col0, col0 + cols) of C at c (row stride ldc) once its final values are stored.
+ * Blocks never overlap and cover C once; they run on any thread, in any order, so fn must
+ * only touch its block (and read what it shares). Blocks are a few rows by a few hundred
+ * columns; their split depends only on the shape, so an element-wise fn keeps results
+ * bit-identical for any thread count. */
+typedef void (*lr_gemm_epilogue_fn)(void *user, float *c, int64_t ldc, int64_t row0, int64_t col0,
+                                    int64_t rows, int64_t cols);
+typedef struct {
+    lr_gemm_epilogue_fn fn;
+    void *user;
+} lr_gemm_epilogue;
+
+/* lr_sgemm, then ep->fn on every block of C (ep may be NULL: plain lr_sgemm). */
+lr_status lr_sgemm_ep(lr_ctx *ctx, lr_trans ta, lr_trans tb, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, const lr_gemm_epilogue *ep);
+
 /* The plain triple loop every fast path is tested against (double accumulation). */
 void lr_sgemm_ref(lr_trans ta, lr_trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
