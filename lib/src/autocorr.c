@@ -10,7 +10,12 @@
  * L has no prime factor above 13 the transforms run as the FFT kernels' vertical Stockham
  * passes on all lanes at once, with q in the real and k in the imaginary part of one
  * complex sequence (one transform yields both spectra). Other lengths take the scalar
- * (Bluestein) real FFT channel by channel. */
+ * (Bluestein) real FFT channel by channel.
+ *
+ * The loops around the transforms (filling the rows, the per-bin products, the weighted sum
+ * of the aggregation) run on GCC vectors in target_clones for AVX-512, AVX2 and the
+ * baseline; every lane does the scalar loop's float operations and the double sums keep
+ * their order, so the results are the same bits whichever clone runs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +123,95 @@ static size_t corr_scratch_bytes(const lr_autocorr *ac)
     return scalar > vertical ? scalar : vertical;
 }
 
+/* GCC vectors of 8 and 16 floats, lowered to whatever the clone's instruction set has (the
+ * functions with target_clones have file-unique names: clang 14 makes their resolvers
+ * global). Memory goes through unaligned, aliasing vector types, which gcc lowers to native
+ * loads and stores (a memcpy of a vector wider than the registers goes through general
+ * registers). Macros, not functions: a vector argument or result would change the ABI
+ * between clones. */
+typedef float vec8 __attribute__((vector_size(8 * sizeof(float))));
+typedef float vec16 __attribute__((vector_size(16 * sizeof(float))));
+typedef float vec8_unaligned __attribute__((vector_size(8 * sizeof(float)), aligned(4), may_alias));
+typedef float vec16_unaligned __attribute__((vector_size(16 * sizeof(float)), aligned(4), may_alias));
+#define load8(p) ((vec8) * (const vec8_unaligned *)(p))
+#define store8(p, v) (*(vec8_unaligned *)(p) = (v))
+#define load16(p) ((vec16) * (const vec16_unaligned *)(p))
+#define store16(p, v) (*(vec16_unaligned *)(p) = (v))
+
+/* Rows t of `lanes` values: q[t, cb + l] in the real lanes, k[t, cb + l] (zero from `keys`
+ * on) in the imaginary ones; lanes from `width` on are zero. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void autocorr_fill_rows(float *x, const float *q, const float *k, int64_t C, int64_t L, int64_t keys,
+                               int lanes, int width)
+{
+    const int row = 2 * lanes;
+    for (int64_t t = 0; t < L; t++) {
+        float *r = x + t * row;
+        const float *qt = q + t * C, *kt = k + t * C;
+        if (width == 16 && lanes == 16) {
+            store16(r, load16(qt));
+            store16(r + 16, t < keys ? load16(kt) : (vec16){0});
+        } else if (width == 8 && lanes == 8) {
+            store8(r, load8(qt));
+            store8(r + 8, t < keys ? load8(kt) : (vec8){0});
+        } else {
+            for (int l = 0; l < lanes; l++) {
+                r[l] = l < width ? qt[l] : 0.0f;
+                r[lanes + l] = l < width && t < keys ? kt[l] : 0.0f;
+            }
+        }
+    }
+}
+
+/* With zf = Z(f), zm = Z(L - f): Q = (zf + conj zm) / 2 and conj K = (zf - conj zm) / 2i
+ * rotated, per lane in float; the per-lane products Q conj K are then added in double in
+ * lane order. The float steps run on vectors of 8 or 16 lanes, each the same IEEE operation
+ * as the scalar lanes (products and sums are separate statements, so no compiler fuses
+ * them); the double sums stay in lane order, so the result is the scalar loop's. */
+#define CROSS_LANES(vec, load, store, n)                                                    \
+    do {                                                                                    \
+        vec ar = load(zf), ai = load(zf + (n)), br = load(zm), bi = load(zm + (n));         \
+        vec half = {0};                                                                     \
+        half += 0.5f;                                                                       \
+        vec qr = half * (ar + br), qi = half * (ai - bi);                                   \
+        vec kr = half * (ai + bi), ki = half * (ar - br);                                   \
+        vec re = qr * kr, re2 = qi * ki, im = qr * ki, im2 = qi * kr;                       \
+        store(prod_re, re - re2);                                                           \
+        store(prod_im, im + im2);                                                           \
+    } while (0)
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void autocorr_cross_bins(const float *z, int64_t L, int64_t bins, int lanes, int width, double *acc)
+{
+    const int row = 2 * lanes;
+    float prod_re[16], prod_im[16];
+    for (int64_t f = 0; f < bins; f++) {
+        const float *zf = z + f * row, *zm = z + (f == 0 ? 0 : L - f) * row;
+        double sum_re = 0, sum_im = 0;
+        if (lanes == 16 || lanes == 8) {
+            if (lanes == 16)
+                CROSS_LANES(vec16, load16, store16, 16);
+            else
+                CROSS_LANES(vec8, load8, store8, 8);
+            for (int l = 0; l < width; l++) {
+                sum_re += (double)prod_re[l];
+                sum_im += (double)prod_im[l];
+            }
+        } else {
+            for (int l = 0; l < width; l++) {
+                float ar = zf[l], ai = zf[lanes + l], br = zm[l], bi = zm[lanes + l];
+                float qr = 0.5f * (ar + br), qi = 0.5f * (ai - bi); /* Q */
+                float kr = 0.5f * (ai + bi), ki = 0.5f * (ar - br); /* conj K */
+                float re = qr * kr, re2 = qi * ki, im = qr * ki, im2 = qi * kr;
+                sum_re += (double)(re - re2);
+                sum_im += (double)(im + im2);
+            }
+        }
+        acc[2 * f] += sum_re;
+        acc[2 * f + 1] += sum_im;
+    }
+}
+
 /* Channels [c0, c1) of one batch element, `lanes` at a time: row t holds q[t, c] in the real
  * and k[t, c] in the imaginary lanes, so Z = Q + i K and, with Z' = conj Z(L - f),
  * Q(f) = (Z + Z') / 2 and K(f) = (Z - Z') / 2i. */
@@ -125,33 +219,15 @@ static void cross_spectrum_vertical(const corr_job *job, const float *q, const f
                                     float *rows, double *acc)
 {
     const lr_autocorr *ac = job->ac;
-    const int lanes = ac->kern->lanes, row = 2 * lanes;
+    const int lanes = ac->kern->lanes;
     const int64_t L = ac->length, C = job->channels;
     const int64_t keys = job->key_len < L ? job->key_len : L;
-    float *x = rows, *y = rows + L * row;
+    float *x = rows, *y = rows + L * 2 * lanes;
     for (int64_t cb = c0; cb < c1; cb += lanes) {
         const int width = c1 - cb < lanes ? (int)(c1 - cb) : lanes;
-        for (int64_t t = 0; t < L; t++) {
-            float *r = x + t * row;
-            for (int l = 0; l < lanes; l++) {
-                r[l] = l < width ? q[t * C + cb + l] : 0.0f;
-                r[lanes + l] = l < width && t < keys ? k[t * C + cb + l] : 0.0f;
-            }
-        }
+        autocorr_fill_rows(x, q + cb, k + cb, C, L, keys, lanes, width);
         const float *z = ac->kern->fft(&ac->steps, x, y, 0);
-        for (int64_t f = 0; f < ac->bins; f++) {
-            const float *zf = z + f * row, *zm = z + (f == 0 ? 0 : L - f) * row;
-            double sum_re = 0, sum_im = 0;
-            for (int l = 0; l < width; l++) {
-                float ar = zf[l], ai = zf[lanes + l], br = zm[l], bi = zm[lanes + l];
-                float qr = 0.5f * (ar + br), qi = 0.5f * (ai - bi); /* Q */
-                float kr = 0.5f * (ai + bi), ki = 0.5f * (ar - br); /* conj K */
-                sum_re += (double)(qr * kr - qi * ki);
-                sum_im += (double)(qr * ki + qi * kr);
-            }
-            acc[2 * f] += sum_re;
-            acc[2 * f + 1] += sum_im;
-        }
+        autocorr_cross_bins(z, L, ac->bins, lanes, width, acc);
     }
 }
 
@@ -313,6 +389,54 @@ typedef struct {
     float *out;
 } aggregate_job;
 
+enum { AGGREGATE_MAX_TERMS = 64 };
+
+/* out[c] = 0 + w[0] rows[0][c] + w[1] rows[1][c] + ..., each product rounded to float and
+ * added in that order, as the plain loop does; 64 channels are summed in registers over all
+ * the terms, as vectors of 8 (native on AVX2 and AVX-512, where gcc lowers wider generic
+ * vectors poorly). Products and sums are separate statements so that no compiler fuses
+ * them. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void autocorr_weighted_rows(float *out, const float *const *rows, const float *w, int terms, int64_t C)
+{
+    int64_t c = 0;
+    for (; c + 64 <= C; c += 64) {
+        vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        for (int i = 0; i < terms; i++) {
+            const float *r = rows[i] + c;
+            vec8 wi = {0};
+            wi += w[i];
+            vec8 p0 = load8(r) * wi, p1 = load8(r + 8) * wi, p2 = load8(r + 16) * wi, p3 = load8(r + 24) * wi;
+            vec8 p4 = load8(r + 32) * wi, p5 = load8(r + 40) * wi, p6 = load8(r + 48) * wi, p7 = load8(r + 56) * wi;
+            a0 = a0 + p0;
+            a1 = a1 + p1;
+            a2 = a2 + p2;
+            a3 = a3 + p3;
+            a4 = a4 + p4;
+            a5 = a5 + p5;
+            a6 = a6 + p6;
+            a7 = a7 + p7;
+        }
+        float *o = out + c;
+        store8(o, a0);
+        store8(o + 8, a1);
+        store8(o + 16, a2);
+        store8(o + 24, a3);
+        store8(o + 32, a4);
+        store8(o + 40, a5);
+        store8(o + 48, a6);
+        store8(o + 56, a7);
+    }
+    for (; c < C; c++) {
+        float a = 0;
+        for (int i = 0; i < terms; i++) {
+            float p = w[i] * rows[i][c];
+            a = a + p;
+        }
+        out[c] = a;
+    }
+}
+
 static void aggregate_task(void *arg, size_t task, int thread)
 {
     (void)thread;
@@ -324,6 +448,22 @@ static void aggregate_task(void *arg, size_t task, int thread)
     const float *v = job->v + (size_t)b * (size_t)job->value_len * (size_t)C;
     for (int64_t t = t0; t < t1; t++) {
         float *restrict o = job->out + ((size_t)b * (size_t)L + (size_t)t) * (size_t)C;
+        if (job->top_k <= AGGREGATE_MAX_TERMS) {
+            /* the rows that are not padding, in the order of the delays */
+            const float *rows[AGGREGATE_MAX_TERMS];
+            float w[AGGREGATE_MAX_TERMS];
+            int terms = 0;
+            for (int64_t i = 0; i < job->top_k; i++) {
+                int64_t row = (t + delays[i]) % L;
+                if (row < job->value_len) {
+                    rows[terms] = v + row * C;
+                    w[terms++] = weights[i];
+                }
+            }
+            autocorr_weighted_rows(o, rows, w, terms, C);
+            continue;
+        }
+        /* the plain loop, for many delays */
         memset(o, 0, (size_t)C * sizeof *o);
         for (int64_t i = 0; i < job->top_k; i++) {
             int64_t row = (t + delays[i]) % L;

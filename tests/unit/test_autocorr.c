@@ -154,39 +154,52 @@ static void test_select(void)
 }
 
 /* out[b, t, c] = sum_i w_i v[b, (t + d_i) mod L, c], v zero beyond value_len, summed in
- * delay order from zero: the same float operations, so the same bits. */
+ * delay order from zero: the same float operations, so the same bits. Channel counts around
+ * the vector blocks (16, 64), delays repeated, more delays than the register path takes (the
+ * plain loop), 1 to 3 threads. */
 static void test_aggregate_explicit(void)
 {
-    const int64_t B = 2, L = 50, C = 7, K = 4;
-    static const int64_t value_lens[] = {50, 30, 80};
-    lr_ctx *ctx = make_ctx(3, LR_CPU_REF);
-    REQUIRE(ctx);
-    int64_t delays[8] = {0, 49, 13, 25, 7, 7, 1, 48};
-    float weights[8];
-    for (int i = 0; i < 8; i++)
+    const int64_t B = 2, L = 96;
+    static const int64_t value_lens[] = {96, 30, 130};
+    static const int64_t channel_counts[] = {7, 16, 17, 64, 100, 130};
+    static const int64_t delay_counts[] = {4, 1, 70};
+    int64_t delays[2 * 70];
+    float weights[2 * 70];
+    for (int i = 0; i < 2 * 70; i++) {
+        delays[i] = (i * 37 + 11) % L;
         weights[i] = 0.25f + 0.1f * random_float();
-    for (int vi = 0; vi < 3; vi++) {
-        const int64_t S = value_lens[vi];
-        float *v = random_tensor((size_t)(B * S * C)), *out = malloc((size_t)(B * L * C) * sizeof *out);
-        REQUIRE(v && out);
-        REQUIRE(lr_autocorr_aggregate(ctx, B, L, C, v, S, K, delays, weights, out) == LR_OK);
-        int bad = 0;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < L; t++)
-                for (int64_t c = 0; c < C; c++) {
-                    float sum = 0;
-                    for (int64_t i = 0; i < K; i++) {
-                        int64_t row = (t + delays[b * K + i]) % L;
-                        float term = weights[b * K + i] * (row < S ? v[(b * S + row) * C + c] : 0.0f);
-                        sum = sum + term;
-                    }
-                    bad += out[(b * L + t) * C + c] != sum;
-                }
-        CHECKF(bad == 0, "value length %lld: %d outputs differ", (long long)S, bad);
-        free(v);
-        free(out);
     }
-    lr_ctx_destroy(ctx);
+    delays[1] = delays[2] = 7; /* a repeated delay */
+    delays[3] = L - 1;
+    for (int threads = 1; threads <= 3; threads++) {
+        lr_ctx *ctx = make_ctx(threads, LR_CPU_REF);
+        REQUIRE(ctx);
+        for (int vi = 0; vi < 3; vi++)
+        for (int ci = 0; ci < 6; ci++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int64_t S = value_lens[vi], C = channel_counts[ci], K = delay_counts[ki];
+            float *v = random_tensor((size_t)(B * S * C)), *out = malloc((size_t)(B * L * C) * sizeof *out);
+            REQUIRE(v && out);
+            REQUIRE(lr_autocorr_aggregate(ctx, B, L, C, v, S, K, delays, weights, out) == LR_OK);
+            int bad = 0;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < L; t++)
+                    for (int64_t c = 0; c < C; c++) {
+                        float sum = 0;
+                        for (int64_t i = 0; i < K; i++) {
+                            int64_t row = (t + delays[b * K + i]) % L;
+                            float term = weights[b * K + i] * (row < S ? v[(b * S + row) * C + c] : 0.0f);
+                            sum = sum + term;
+                        }
+                        bad += memcmp(&out[(b * L + t) * C + c], &sum, sizeof sum) != 0;
+                    }
+            CHECKF(bad == 0, "%d threads, value length %lld, %lld channels, %lld delays: %d outputs differ",
+                   threads, (long long)S, (long long)C, (long long)K, bad);
+            free(v);
+            free(out);
+        }
+        lr_ctx_destroy(ctx);
+    }
 }
 
 static void test_forward_threads(void)

@@ -118,10 +118,86 @@ static void test_f16(void)
     CHECK(bits_of(lr_bf16_to_f32(lr_f32_to_bf16(-0.0f))) == 0x80000000u);
 }
 
+/* The contiguous fast path of lr_tensor_copy against the scalar conversions, bit for bit:
+ * every half and bfloat16 pattern, and floats with every top half and low halves that
+ * cover the rounding cases (ties, just off ties, subnormal ties, all ones). */
+static void test_copy_contiguous(void)
+{
+    lr_ctx *ctx;
+    REQUIRE(lr_ctx_create(&ctx, NULL) == LR_OK);
+    enum { N = 65536 + 5 }; /* not a multiple of the block: the tail too */
+    uint16_t *h = malloc(N * sizeof *h), *h2 = malloc(N * sizeof *h2);
+    float *f = malloc(N * sizeof *f);
+    REQUIRE(h && h2 && f);
+    int64_t shape[] = {N};
+    for (int src_bf = 0; src_bf < 2; src_bf++) {
+        for (int i = 0; i < N; i++)
+            h[i] = (uint16_t)(i * 40503u); /* odd multiplier: a permutation of all patterns */
+        lr_tensor th = lr_tensor_from(h, src_bf ? LR_BF16 : LR_F16, 1, shape);
+        lr_tensor tf = lr_tensor_from(f, LR_F32, 1, shape);
+        REQUIRE(lr_tensor_copy(ctx, &th, &tf) == LR_OK);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            float want = src_bf ? lr_bf16_to_f32(h[i]) : lr_f16_to_f32(h[i]);
+            bad += bits_of(want) != bits_of(f[i]);
+        }
+        CHECKF(bad == 0, "%s -> f32: %d mismatches", src_bf ? "bf16" : "f16", bad);
+        /* half <-> bfloat16 goes through f32 */
+        lr_tensor to = lr_tensor_from(h2, src_bf ? LR_F16 : LR_BF16, 1, shape);
+        REQUIRE(lr_tensor_copy(ctx, &th, &to) == LR_OK);
+        bad = 0;
+        for (int i = 0; i < N; i++)
+            bad += h2[i] != (src_bf ? lr_f32_to_f16(lr_bf16_to_f32(h[i])) : lr_f32_to_bf16(lr_f16_to_f32(h[i])));
+        CHECKF(bad == 0, "%s -> %s: %d mismatches", src_bf ? "bf16" : "f16", src_bf ? "f16" : "bf16", bad);
+    }
+    static const uint16_t lows[] = {0x0000, 0x0001, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000,
+                                    0x4000, 0x5000, 0x6000, 0x7fff, 0x8000, 0x8001, 0x9000, 0xc000,
+                                    0xe000, 0xffff};
+    int bad16 = 0, bad_bf = 0;
+    for (size_t l = 0; l < sizeof lows / sizeof lows[0]; l++) {
+        for (int i = 0; i < N; i++) {
+            uint32_t u = (uint32_t)(i & 0xffff) << 16 | lows[(l + (size_t)(i >> 16)) % (sizeof lows / sizeof lows[0])];
+            memcpy(&f[i], &u, 4);
+        }
+        lr_tensor tf = lr_tensor_from(f, LR_F32, 1, shape);
+        lr_tensor th = lr_tensor_from(h, LR_F16, 1, shape), tb = lr_tensor_from(h2, LR_BF16, 1, shape);
+        REQUIRE(lr_tensor_copy(ctx, &tf, &th) == LR_OK && lr_tensor_copy(ctx, &tf, &tb) == LR_OK);
+        for (int i = 0; i < N; i++) {
+            bad16 += h[i] != lr_f32_to_f16(f[i]);
+            bad_bf += h2[i] != lr_f32_to_bf16(f[i]);
+        }
+    }
+    CHECKF(bad16 == 0 && bad_bf == 0, "f32 -> f16: %d, f32 -> bf16: %d mismatches", bad16, bad_bf);
+
+    /* same dtype: a plain copy; the strided odometer path gives the same elements */
+    float g[24], src[24];
+    for (int i = 0; i < 24; i++)
+        src[i] = (float)i * 0.5f;
+    int64_t s3[] = {2, 3, 4};
+    lr_tensor a = lr_tensor_from(src, LR_F32, 3, s3), ga = lr_tensor_from(g, LR_F32, 3, s3);
+    REQUIRE(lr_tensor_copy(ctx, &a, &ga) == LR_OK);
+    CHECK(memcmp(g, src, sizeof g) == 0);
+    lr_tensor at, gt;
+    int64_t s3t[] = {2, 4, 3};
+    REQUIRE(lr_tensor_transpose(ctx, &a, 1, 2, &at) == LR_OK);
+    gt = lr_tensor_from(g, LR_F32, 3, s3t);
+    REQUIRE(lr_tensor_copy(ctx, &at, &gt) == LR_OK);
+    CHECK(g[1] == src[4] && g[3] == src[1] && g[23] == src[23]);
+    /* an empty tensor needs no data */
+    int64_t s0[] = {0, 3};
+    lr_tensor e0 = lr_tensor_from(NULL, LR_F16, 2, s0), e1 = lr_tensor_from(NULL, LR_F32, 2, s0);
+    CHECK(lr_tensor_copy(ctx, &e0, &e1) == LR_OK);
+    free(h);
+    free(h2);
+    free(f);
+    lr_ctx_destroy(ctx);
+}
+
 int main(void)
 {
     RUN(test_shapes);
     RUN(test_views);
     RUN(test_f16);
+    RUN(test_copy_contiguous);
     return CHECK_DONE();
 }

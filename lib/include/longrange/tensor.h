@@ -55,7 +55,9 @@ lr_status lr_tensor_reshape(lr_ctx *ctx, const lr_tensor *t, int ndim, const int
                             lr_tensor *out);
 
 /* Copies src into dst (same shape), converting dtype between f32, f16 and bf16 as needed;
- * integer dtypes copy only to the same dtype. Either side may be strided. */
+ * integer dtypes copy only to the same dtype. Either side may be strided; when both are
+ * contiguous it is one memmove or a vectorised conversion with the same results as the
+ * scalar functions below. */
 lr_status lr_tensor_copy(lr_ctx *ctx, const lr_tensor *src, lr_tensor *dst);
 
 /* Scalar conversions (round to nearest even). */
