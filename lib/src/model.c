@@ -82,12 +82,6 @@ typedef struct text_chunk {
     char data[];
 } text_chunk;
 
-typedef struct widened_tensor {
-    struct widened_tensor *next;
-    const lr_model_tensor *of;
-    float *data; /* lr_alloc'd: the large ones get huge pages */
-} widened_tensor;
-
 struct lr_model {
     char *path;
     model_file *files;
@@ -102,7 +96,12 @@ struct lr_model {
     char *config_text;
     lr_json_doc *config;
     text_chunk *texts;
-    widened_tensor *widened; /* F32 copies made by lr_model_get_f32, freed at close */
+    /* F32 copies made by lr_model_get_f32 in one lr_alloc block with a slot for every
+     * F16/BF16 tensor, reserved at the first request: a model widened in full lands on huge
+     * pages, and slots never asked for cost only address space. Freed at close. */
+    float *widened;
+    size_t *widened_at;  /* per tensor: its slot (in floats); SIZE_MAX when not 16-bit */
+    bool *widened_done;  /* per tensor */
 };
 
 /* Names and values come from the file: control characters would break the one-line
@@ -920,12 +919,9 @@ void lr_model_close(lr_model *m)
         free(m->texts);
         m->texts = next;
     }
-    while (m->widened) {
-        widened_tensor *next = m->widened->next;
-        free(m->widened->data);
-        free(m->widened);
-        m->widened = next;
-    }
+    free(m->widened);
+    free(m->widened_at);
+    free(m->widened_done);
     free(m->path);
     free(m);
 }
@@ -1066,6 +1062,32 @@ lr_status lr_model_get(lr_ctx *ctx, const lr_model *m, const char *name, lr_dtyp
     return LR_OK;
 }
 
+/* The slots of every 16-bit float tensor, one after another. */
+static lr_status reserve_widened(lr_ctx *ctx, lr_model *m)
+{
+    size_t total = 0;
+    m->widened_at = malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *m->widened_at);
+    m->widened_done = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *m->widened_done);
+    for (size_t i = 0; m->widened_at && i < m->n_tensors; i++) {
+        const lr_model_tensor *t = &m->tensors[i];
+        m->widened_at[i] = SIZE_MAX;
+        if (t->dtype == LR_F16 || t->dtype == LR_BF16) {
+            m->widened_at[i] = total;
+            total += (t->nbytes / 2 + 15) & ~(size_t)15; /* slots 64-byte aligned */
+        }
+    }
+    if (m->widened_at && m->widened_done && total <= SIZE_MAX / sizeof(float))
+        m->widened = lr_alloc(total * sizeof(float));
+    if (!m->widened) {
+        free(m->widened_at);
+        free(m->widened_done);
+        m->widened_at = NULL;
+        m->widened_done = NULL;
+        return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory widening its 16-bit tensors", m->path);
+    }
+    return LR_OK;
+}
+
 lr_status lr_model_get_f32(lr_ctx *ctx, const lr_model *m, const char *name, int ndim,
                            const int64_t *shape, lr_tensor *out)
 {
@@ -1079,28 +1101,17 @@ lr_status lr_model_get_f32(lr_ctx *ctx, const lr_model *m, const char *name, int
     }
     /* Widened once; a second request for the tensor gets the same copy. */
     lr_model *owner = (lr_model *)m;
-    widened_tensor *w = owner->widened;
-    while (w && w->of != t)
-        w = w->next;
-    if (!w) {
-        size_t n = (size_t)lr_tensor_numel(&in);
-        float *data = n <= SIZE_MAX / sizeof(float) ? lr_alloc(n * sizeof(float)) : NULL;
-        if (!data || !(w = malloc(sizeof *w))) {
-            free(data);
-            return lr_fail(ctx, LR_ERR_NOMEM, "%s: out of memory widening tensor '%s'", m->path, name);
-        }
-        w->of = t;
-        w->data = data;
-        lr_tensor wide = lr_tensor_from(w->data, LR_F32, in.ndim, in.shape);
-        if ((s = lr_tensor_copy(ctx, &in, &wide)) != LR_OK) {
-            free(data);
-            free(w);
+    if (!owner->widened && (s = reserve_widened(ctx, owner)) != LR_OK)
+        return s;
+    const size_t i = (size_t)(t - m->tensors);
+    float *data = owner->widened + owner->widened_at[i];
+    if (!owner->widened_done[i]) {
+        lr_tensor wide = lr_tensor_from(data, LR_F32, in.ndim, in.shape);
+        if ((s = lr_tensor_copy(ctx, &in, &wide)) != LR_OK)
             return s;
-        }
-        w->next = owner->widened;
-        owner->widened = w;
+        owner->widened_done[i] = true;
     }
-    *out = lr_tensor_from(w->data, LR_F32, in.ndim, in.shape);
+    *out = lr_tensor_from(data, LR_F32, in.ndim, in.shape);
     return LR_OK;
 }
 

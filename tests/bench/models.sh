@@ -155,26 +155,56 @@ echo "|--:|--:|--:|"
 echo "| $best | ${theirs:--} | $(ratio "${theirs:-0}" "$best") |"
 
 # Autoformer (shipped) and Informer (models/informer-etth1-96.safetensors, rebuilt by
-# tools/informer_torch.py train: not shipped) on the first 256 test windows.
+# tools/informer_torch.py train: not shipped) on the first 256 test windows. Ours is timed end
+# to end (start-up, the CSV and the model file included); PyTorch's loop over the windows only.
+# Model GFLOP/s counts the multiply-adds of the model as written (every projection, the FFN,
+# the convolutions; not the FFTs), the work PyTorch does: Autoformer here computes fewer,
+# having folded the value into the output projection and the key into the query projection.
+# Peak: lr_peak_gflops through attn-bench, this run.
 if [ -f "$ETTH1" ]; then
+    peak=$("$BIN/attn-bench" -j "$THREADS" -L 1k --reps 1 --min-time 0 --ref-rows 0 2>&1 |
+        sed -n 's/.*peak \([0-9.]*\) GFLOP\/s.*/\1/p' | head -1)
     echo
-    echo "## timeseries-forecast on ETTh1, windows/s ($THREADS threads, first 256 test windows)"
+    echo "## timeseries-forecast on ETTh1, windows/s ($THREADS threads, first 256 test windows, batch 32)"
     echo
-    echo "| model | timeseries-forecast windows/s | PyTorch windows/s (batch 32) | ours/PyTorch |"
-    echo "|---|--:|--:|--:|"
+    echo "| model | GFLOP a window | timeseries-forecast windows/s | model GFLOP/s | % of peak (${peak:-?} GFLOP/s) | peak RSS | PyTorch windows/s | ours/PyTorch |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
     for arch in autoformer informer; do
         MODEL=models/$arch-etth1-96.safetensors
-        [ -f "$MODEL" ] || { echo "| $arch | (no $MODEL) | | |"; continue; }
+        [ -f "$MODEL" ] || { echo "| $arch | (no $MODEL) | | | | | | |"; continue; }
+        gflop=$("$PYTHON" - "$MODEL" "$arch" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    meta = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
+g = {k: int(v) for k, v in meta.items() if v.lstrip("-").isdigit()}
+D, F, C, O = g["d_model"], g["d_ff"], g["enc_in"], g["c_out"]
+Le, Ld = g["seq_len"], g["label_len"] + g["pred_len"]
+marks = {"h": 4, "t": 5, "d": 3, "b": 3, "w": 2, "m": 1, "a": 1, "s": 6}[meta.get("freq", "h")]
+embed = lambda L: L * (3 * C * D + marks * D)
+if sys.argv[2] == "autoformer":
+    enc = g["e_layers"] * Le * (4 * D * D + 2 * D * F)
+    dec = g["d_layers"] * (Ld * (6 * D * D + 2 * D * F + 3 * D * O) + Le * 2 * D * D)
+else:  # Informer: distilling (a kernel-3 conv on L + 2 steps) takes L to (L + 1) // 2 + 1
+    enc, L = 0, Le
+    for layer in range(g["e_layers"]):
+        enc += L * (4 * D * D + 2 * D * F)
+        if layer < g["e_layers"] - 1 and g.get("distil"):
+            enc += (L + 2) * 3 * D * D
+            L = (L + 1) // 2 + 1
+    dec = g["d_layers"] * (Ld * (6 * D * D + 2 * D * F) + L * 2 * D * D)
+print("%.3f" % (2 * (embed(Le) + enc + embed(Ld) + dec + Ld * D * O) / 1e9))
+PY
+)
         start=$(now)
-        "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 --train-until '2017-06-26 00:00:00' \
-            --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' -o "$tmp/eval.csv" "$ETTH1"
+        /usr/bin/time -f "%M" -o "$tmp/time" "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 \
+            --train-until '2017-06-26 00:00:00' --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' \
+            -o "$tmp/eval.csv" "$ETTH1"
         ours=$(awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.1f", 256 / (e - s) }')
-        if [ $arch = autoformer ]; then
-            theirs=$("$PYTHON" tools/autoformer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1")
-        else
-            theirs=$("$PYTHON" tools/informer_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1")
-        fi
-        theirs=$(echo "$theirs" | sed -n 's/.* = \([0-9.]*\) windows\/s.*/\1/p' | tail -1)
-        echo "| $arch | $ours | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
+        rss="$(($(tail -1 "$tmp/time") / 1024)) MiB"
+        rate=$(awk -v w="$ours" -v g="$gflop" 'BEGIN { printf "%.0f", w * g }')
+        pct=$(awk -v r="$rate" -v p="${peak:-0}" 'BEGIN { if (p > 0) printf "%.0f%%", 100 * r / p; else printf "-" }')
+        theirs=$("$PYTHON" tools/${arch}_torch.py bench --threads "$THREADS" --windows 256 "$MODEL" "$ETTH1" |
+            sed -n 's/.* = \([0-9.]*\) windows\/s.*/\1/p' | tail -1)
+        echo "| $arch | $gflop | $ours | $rate | $pct | $rss | ${theirs:--} | $(ratio "$ours" "${theirs:-0}") |"
     done
 fi
