@@ -95,7 +95,9 @@ typedef struct {
     int64_t batch_cap;            /* windows the buffers below hold */
     float *work;                  /* the buffers of a batch of forecasts, carved below */
     int64_t *dates;               /* [batch][seq_len], then [batch][label_len + pred_len] */
-    float *enc_x, *dec_x, *q, *k, *v, *a, *ffn, *col, *tsum, *trend, *z, *sea, *tr, *dec_in_x, *mark;
+    /* q, k and v live in the first part of ffn: the FFN's hidden layer is only needed while the
+     * Auto-Correlation's projections are not */
+    float *enc_x, *dec_x, *q, *k, *v, *ffn, *col, *tsum, *trend, *z, *sea, *tr, *dec_in_x, *mark;
 } af_model;
 
 /* ---- calendar: Time-Series-Library's timeF features ---- */
@@ -326,43 +328,26 @@ static void layernorm_windows(lr_ctx *ctx, int64_t B, int64_t L, int64_t D, floa
 }
 
 typedef struct {
-    int64_t rows, d;
-    const float *a, *b;
-    float *x;
-} add_bias_job;
-
-/* x += a + b, row by row. */
-LR_VECTORIZE static void add_bias_task(void *arg, size_t task, int thread)
-{
-    const add_bias_job *j = arg;
-    const int64_t t0 = (int64_t)task * TS_ROWS_PER_TASK;
-    const int64_t t1 = t0 + TS_ROWS_PER_TASK < j->rows ? t0 + TS_ROWS_PER_TASK : j->rows;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t c = 0; c < j->d; c++)
-            j->x[t * j->d + c] += j->a[t * j->d + c] + j->b[c];
-}
-
-typedef struct {
     int64_t n;
     float *x;
-    const float *a, *b;
-} sum3_job;
+    const float *a;
+} add_job;
 
-enum { SUM3_BLOCK = 1 << 14 };
+enum { ADD_BLOCK = 1 << 14 };
 
-LR_VECTORIZE static void sum3_task(void *arg, size_t task, int thread)
+LR_VECTORIZE static void add_task(void *arg, size_t task, int thread)
 {
-    const sum3_job *j = arg;
-    const int64_t i0 = (int64_t)task * SUM3_BLOCK, i1 = i0 + SUM3_BLOCK < j->n ? i0 + SUM3_BLOCK : j->n;
+    const add_job *j = arg;
+    const int64_t i0 = (int64_t)task * ADD_BLOCK, i1 = i0 + ADD_BLOCK < j->n ? i0 + ADD_BLOCK : j->n;
     for (int64_t i = i0; i < i1; i++)
-        j->x[i] = (j->x[i] + j->a[i]) + j->b[i];
+        j->x[i] = j->x[i] + j->a[i];
 }
 
-/* x = (x + a) + b over n values. */
-static void sum3(lr_ctx *ctx, int64_t n, float *x, const float *a, const float *b)
+/* x += a over n values. */
+static void add(lr_ctx *ctx, int64_t n, float *x, const float *a)
 {
-    sum3_job j = {n, x, a, b};
-    lr_parallel_for(ctx, (size_t)((n + SUM3_BLOCK - 1) / SUM3_BLOCK), sum3_task, &j);
+    add_job j = {n, x, a};
+    lr_parallel_for(ctx, (size_t)((n + ADD_BLOCK - 1) / ADD_BLOCK), add_task, &j);
 }
 
 /* x += AutoCorrelationLayer(x, kv, kv) for B windows; x [B][L][D], kv [B][S][D]. */
@@ -383,11 +368,8 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
     if (s == LR_OK)
         s = ts_linear(ctx, B * S, D, D, kv, p->vo_w, p->vo_b, 0.0f, m->v);
     if (s == LR_OK)
-        s = lr_autocorr_forward(ctx, plan, B, D, D, m->q, keys, m->v, S, m->factor, LR_AUTOCORR_INFERENCE, m->a);
-    if (s == LR_OK) {
-        add_bias_job j = {B * L, D, m->a, p->o.b, x};
-        lr_parallel_for(ctx, ts_row_tasks(B * L), add_bias_task, &j);
-    }
+        s = lr_autocorr_forward_add(ctx, plan, B, D, D, m->q, keys, m->v, S, m->factor, LR_AUTOCORR_INFERENCE,
+                                    p->o.b, x);
     return s;
 }
 
@@ -516,9 +498,9 @@ static lr_status reserve_batch(lr_ctx *ctx, af_model *m, int64_t B)
         return LR_OK;
     const int64_t D = m->d_model, C = m->enc_in, Le = m->seq_len, Ld = m->label_len + m->pred_len;
     const int64_t Lm = Le > Ld ? Le : Ld, cw = (m->c_out > C ? m->c_out : C) * 3;
-    const int64_t sizes[] = {Le * D, Ld * D, Lm * D, Lm * D, Lm * D, Lm * D, Lm * m->d_ff, Lm * cw,
+    const int64_t sizes[] = {Le * D, Ld * D, Lm * (m->d_ff > 3 * D ? m->d_ff : 3 * D), Lm * cw,
                              Ld * D, Ld * C, Le * C, Le * C, Le * C, Ld * C, Lm * m->n_mark};
-    float **slots[] = {&m->enc_x, &m->dec_x, &m->q, &m->k, &m->v, &m->a, &m->ffn, &m->col,
+    float **slots[] = {&m->enc_x, &m->dec_x, &m->ffn, &m->col,
                        &m->tsum, &m->trend, &m->z, &m->sea, &m->tr, &m->dec_in_x, &m->mark};
     int64_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -538,6 +520,9 @@ static lr_status reserve_batch(lr_ctx *ctx, af_model *m, int64_t B)
         *slots[i] = m->work + at;
         at += (size_t)((B * sizes[i] + 15) / 16 * 16);
     }
+    m->q = m->ffn;
+    m->k = m->q + B * Lm * D;
+    m->v = m->k + B * Lm * D;
     m->batch_cap = B;
     return LR_OK;
 }
@@ -612,7 +597,8 @@ static lr_status af_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B, const
     if (s == LR_OK)
         layernorm_windows(ctx, B, Le, D, m->enc_x, m->enc_norm_w, m->enc_norm_b);
 
-    /* Decoder: the trends of each decomposition summed in tsum, projected into the trend. */
+    /* Decoder: the trends of each decomposition summed in tsum, (t1 + t2) + t3 in the official
+     * order, then projected into the trend. */
     if (s == LR_OK)
         s = embed(ctx, m, &m->dec_emb, B, Ld, C, m->dec_in_x, dec_dates, m->dec_x);
     for (int64_t l = 0; l < m->d_layers && s == LR_OK; l++) {
@@ -624,12 +610,14 @@ static lr_status af_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B, const
             s = autocorr_layer(ctx, m, B, m->ac_dec, &p->cross, Ld, m->dec_x, Le, m->enc_x);
         if (s == LR_OK)
             s = lr_series_decomp(ctx, B, Ld, D, m->moving_avg, m->dec_x, m->dec_x, m->q);
-        if (s == LR_OK)
-            s = feed_forward(ctx, m, p, B * Ld, m->dec_x);
-        if (s == LR_OK)
-            s = lr_series_decomp(ctx, B, Ld, D, m->moving_avg, m->dec_x, m->dec_x, m->k);
         if (s == LR_OK) {
-            sum3(ctx, B * Ld * D, m->tsum, m->q, m->k); /* t1 + t2 + t3, in the official order */
+            add(ctx, B * Ld * D, m->tsum, m->q);
+            s = feed_forward(ctx, m, p, B * Ld, m->dec_x);
+        }
+        if (s == LR_OK)
+            s = lr_series_decomp(ctx, B, Ld, D, m->moving_avg, m->dec_x, m->dec_x, m->q);
+        if (s == LR_OK) {
+            add(ctx, B * Ld * D, m->tsum, m->q);
             s = conv3_taps_add(ctx, B, Ld, D, m->c_out, m->tsum, p->trend_taps, m->col, m->trend);
         }
     }

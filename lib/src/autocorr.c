@@ -17,6 +17,7 @@
  * baseline; every lane does the scalar loop's float operations and the double sums keep
  * their order, so the results are the same bits whichever clone runs. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,6 +388,8 @@ typedef struct {
     const int64_t *delays;
     const float *weights;
     float *out;
+    bool add;          /* out = out + (sum + bias) instead of out = sum */
+    const float *bias; /* with add: per channel, or NULL */
 } aggregate_job;
 
 enum { AGGREGATE_MAX_TERMS = 64 };
@@ -397,7 +400,8 @@ enum { AGGREGATE_MAX_TERMS = 64 };
  * vectors poorly). Products and sums are separate statements so that no compiler fuses
  * them. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void autocorr_weighted_rows(float *out, const float *const *rows, const float *w, int terms, int64_t C)
+static void autocorr_weighted_rows(float *out, const float *const *rows, const float *w, int terms, int64_t C,
+                                   bool add, const float *bias)
 {
     int64_t c = 0;
     for (; c + 64 <= C; c += 64) {
@@ -418,6 +422,15 @@ static void autocorr_weighted_rows(float *out, const float *const *rows, const f
             a7 = a7 + p7;
         }
         float *o = out + c;
+        if (add) {
+            if (bias) {
+                const float *b = bias + c;
+                a0 = a0 + load8(b), a1 = a1 + load8(b + 8), a2 = a2 + load8(b + 16), a3 = a3 + load8(b + 24);
+                a4 = a4 + load8(b + 32), a5 = a5 + load8(b + 40), a6 = a6 + load8(b + 48), a7 = a7 + load8(b + 56);
+            }
+            a0 = load8(o) + a0, a1 = load8(o + 8) + a1, a2 = load8(o + 16) + a2, a3 = load8(o + 24) + a3;
+            a4 = load8(o + 32) + a4, a5 = load8(o + 40) + a5, a6 = load8(o + 48) + a6, a7 = load8(o + 56) + a7;
+        }
         store8(o, a0);
         store8(o + 8, a1);
         store8(o + 16, a2);
@@ -433,7 +446,9 @@ static void autocorr_weighted_rows(float *out, const float *const *rows, const f
             float p = w[i] * rows[i][c];
             a = a + p;
         }
-        out[c] = a;
+        if (add && bias)
+            a = a + bias[c];
+        out[c] = add ? out[c] + a : a;
     }
 }
 
@@ -460,27 +475,29 @@ static void aggregate_task(void *arg, size_t task, int thread)
                     w[terms++] = weights[i];
                 }
             }
-            autocorr_weighted_rows(o, rows, w, terms, C);
+            autocorr_weighted_rows(o, rows, w, terms, C, job->add, job->bias);
             continue;
         }
         /* the plain loop, for many delays */
-        memset(o, 0, (size_t)C * sizeof *o);
-        for (int64_t i = 0; i < job->top_k; i++) {
-            int64_t row = (t + delays[i]) % L;
-            if (row >= job->value_len) /* the zero padding */
-                continue;
-            const float w = weights[i], *restrict vr = v + row * C;
-            for (int64_t c = 0; c < C; c++) {
-                float term = w * vr[c];
-                o[c] = o[c] + term;
+        for (int64_t c = 0; c < C; c++) {
+            float a = 0;
+            for (int64_t i = 0; i < job->top_k; i++) {
+                int64_t row = (t + delays[i]) % L;
+                if (row >= job->value_len) /* the zero padding */
+                    continue;
+                float term = weights[i] * v[row * C + c];
+                a = a + term;
             }
+            if (job->add && job->bias)
+                a = a + job->bias[c];
+            o[c] = job->add ? o[c] + a : a;
         }
     }
 }
 
-lr_status lr_autocorr_aggregate(lr_ctx *ctx, int64_t batch, int64_t length, int64_t channels, const float *v,
-                                int64_t value_len, int64_t top_k, const int64_t *delays, const float *weights,
-                                float *out)
+static lr_status aggregate(lr_ctx *ctx, int64_t batch, int64_t length, int64_t channels, const float *v,
+                           int64_t value_len, int64_t top_k, const int64_t *delays, const float *weights, bool add,
+                           const float *bias, float *out)
 {
     if (!ctx || !v || !out || (top_k > 0 && (!delays || !weights)))
         return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context or tensor");
@@ -496,14 +513,21 @@ lr_status lr_autocorr_aggregate(lr_ctx *ctx, int64_t batch, int64_t length, int6
     size_t tasks;
     if (!lr_mul_size((size_t)batch, (size_t)time_chunks, &tasks))
         return lr_fail(ctx, LR_ERR_ARG, "autocorr: batch %lld too large", (long long)batch);
-    aggregate_job job = {length, channels, value_len, top_k, time_chunks, v, delays, weights, out};
+    aggregate_job job = {length, channels, value_len, top_k, time_chunks, v, delays, weights, out, add, bias};
     lr_parallel_for(ctx, tasks, aggregate_task, &job);
     return LR_OK;
 }
 
-lr_status lr_autocorr_forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels,
-                              int64_t v_channels, const float *q, const float *k, const float *v,
-                              int64_t key_len, double factor, lr_autocorr_mode mode, float *out)
+lr_status lr_autocorr_aggregate(lr_ctx *ctx, int64_t batch, int64_t length, int64_t channels, const float *v,
+                                int64_t value_len, int64_t top_k, const int64_t *delays, const float *weights,
+                                float *out)
+{
+    return aggregate(ctx, batch, length, channels, v, value_len, top_k, delays, weights, false, NULL, out);
+}
+
+static lr_status forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels, int64_t v_channels,
+                         const float *q, const float *k, const float *v, int64_t key_len, double factor,
+                         lr_autocorr_mode mode, bool add, const float *bias, float *out)
 {
     if (!ctx || !ac)
         return lr_fail(ctx, LR_ERR_ARG, "autocorr: missing context or plan");
@@ -526,6 +550,21 @@ lr_status lr_autocorr_forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64
     if (s == LR_OK)
         s = lr_autocorr_select(ctx, batch, L, ac->corr, top_k, mode, ac->delays, ac->weights);
     if (s == LR_OK)
-        s = lr_autocorr_aggregate(ctx, batch, L, v_channels, v, key_len, top_k, ac->delays, ac->weights, out);
+        s = aggregate(ctx, batch, L, v_channels, v, key_len, top_k, ac->delays, ac->weights, add, bias, out);
     return s;
+}
+
+lr_status lr_autocorr_forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels,
+                              int64_t v_channels, const float *q, const float *k, const float *v,
+                              int64_t key_len, double factor, lr_autocorr_mode mode, float *out)
+{
+    return forward(ctx, ac, batch, qk_channels, v_channels, q, k, v, key_len, factor, mode, false, NULL, out);
+}
+
+lr_status lr_autocorr_forward_add(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels,
+                                  int64_t v_channels, const float *q, const float *k, const float *v,
+                                  int64_t key_len, double factor, lr_autocorr_mode mode, const float *bias,
+                                  float *x)
+{
+    return forward(ctx, ac, batch, qk_channels, v_channels, q, k, v, key_len, factor, mode, true, bias, x);
 }

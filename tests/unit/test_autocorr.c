@@ -7,6 +7,7 @@
  * - delay selection (ties, NaN, training mode) and softmax weights by hand;
  * - the aggregation against explicit index arithmetic, bit for bit;
  * - lr_autocorr_forward = the three steps, bit-identical for 1, 2 and 3 threads;
+ * - lr_autocorr_forward_add = x + (lr_autocorr_forward + bias), bit for bit;
  * at every CPU level this machine has (the vectorised transforms depend on it).
  *
  * Tolerance of the correlation: 2e-7 * mean_c ||q_c||_2 ||k_c||_2 (Cauchy-Schwarz bounds any
@@ -249,6 +250,52 @@ static void test_forward_threads(void)
     free(steps);
 }
 
+/* Both aggregation paths (up to 64 delays in registers, more in the plain loop), channel
+ * counts with and without a vector tail, padded and full-length keys, with and without a bias. */
+static void test_forward_add(void)
+{
+    const int64_t B = 2, L = 96;
+    static const int64_t channels[] = {24, 130};
+    static const double factors[] = {1.0, 15.4}; /* 4 and 70 delays */
+    static const int64_t key_lens[] = {60, 96};
+    for (int li = 0; li < 3; li++) {
+        lr_ctx *ctx = make_ctx_at(2, levels[li]);
+        if (!ctx)
+            continue;
+        lr_autocorr *ac = NULL;
+        REQUIRE(lr_autocorr_create(ctx, L, &ac) == LR_OK);
+        for (int ci = 0; ci < 2; ci++)
+            for (int fi = 0; fi < 2; fi++)
+                for (int ki = 0; ki < 2; ki++)
+                    for (int with_bias = 0; with_bias < 2; with_bias++) {
+                        const int64_t C = channels[ci], S = key_lens[ki], n = B * L * C;
+                        float *q = random_tensor((size_t)n), *k = random_tensor((size_t)(B * S * C));
+                        float *v = random_tensor((size_t)(B * S * C)), *bias = random_tensor((size_t)C);
+                        float *x = random_tensor((size_t)n), *out = malloc((size_t)n * sizeof *out);
+                        float *want = malloc((size_t)n * sizeof *want);
+                        REQUIRE(q && k && v && bias && x && out && want);
+                        REQUIRE(lr_autocorr_forward(ctx, ac, B, C, C, q, k, v, S, factors[fi], LR_AUTOCORR_INFERENCE,
+                                                    out) == LR_OK);
+                        for (int64_t i = 0; i < n; i++)
+                            want[i] = x[i] + (with_bias ? out[i] + bias[i % C] : out[i]);
+                        CHECK(lr_autocorr_forward_add(ctx, ac, B, C, C, q, k, v, S, factors[fi],
+                                                      LR_AUTOCORR_INFERENCE, with_bias ? bias : NULL, x) == LR_OK);
+                        CHECKF(memcmp(x, want, (size_t)n * sizeof *x) == 0,
+                               "%s: %lld channels, factor %g, %lld keys, bias %d", lr_cpu_level_name(levels[li]),
+                               (long long)C, factors[fi], (long long)S, with_bias);
+                        free(q);
+                        free(k);
+                        free(v);
+                        free(bias);
+                        free(x);
+                        free(out);
+                        free(want);
+                    }
+        lr_autocorr_destroy(ac);
+        lr_ctx_destroy(ctx);
+    }
+}
+
 static void test_errors_and_edges(void)
 {
     lr_ctx *ctx = make_ctx(1, LR_CPU_REF);
@@ -286,6 +333,7 @@ int main(void)
     RUN(test_select);
     RUN(test_aggregate_explicit);
     RUN(test_forward_threads);
+    RUN(test_forward_add);
     RUN(test_errors_and_edges);
     return CHECK_DONE();
 }

@@ -61,6 +61,14 @@ lr_status lr_autocorr_forward(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64
                               int64_t v_channels, const float *q, const float *k, const float *v,
                               int64_t key_len, double factor, lr_autocorr_mode mode, float *out);
 
+/* The same, added to a residual: x[t][c] = x[t][c] + (out[t][c] + bias[c]) with out as
+ * lr_autocorr_forward computes it (bias may be NULL: x + out), without a buffer for out. The
+ * layer's output bias and residual connection in one pass. */
+lr_status lr_autocorr_forward_add(lr_ctx *ctx, lr_autocorr *ac, int64_t batch, int64_t qk_channels,
+                                  int64_t v_channels, const float *q, const float *k, const float *v,
+                                  int64_t key_len, double factor, lr_autocorr_mode mode, const float *bias,
+                                  float *x);
+
 #ifdef __cplusplus
 }
 #endif
