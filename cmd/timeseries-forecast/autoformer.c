@@ -390,7 +390,10 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
             VF x, c, u, p, q, e, zero = {0}, bound = zero + 3.92f, one = zero + 1.0f;         \
             VI mask;                                                                          \
             x = zero;                                                                         \
-            memcpy(&x, r + i, bytes);                                                         \
+            if (bytes == sizeof x) /* a constant size: one vector load, not a string copy */ \
+                memcpy(&x, r + i, sizeof x);                                                  \
+            else                                                                              \
+                memcpy(&x, r + i, bytes);                                                     \
             c = x * 0.70710678118654752f;                                                     \
             mask = c > bound;                                                                 \
             c = (VF)(((VI)bound & mask) | ((VI)c & ~mask));                                   \
@@ -428,7 +431,10 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
             e = e + 1.0f;                                                                     \
             x = x * 0.5f;                                                                     \
             x = x * e;                                                                        \
-            memcpy(r + i, &x, bytes);                                                         \
+            if (bytes == sizeof x)                                                            \
+                memcpy(r + i, &x, sizeof x);                                                  \
+            else                                                                              \
+                memcpy(r + i, &x, bytes);                                                     \
         }                                                                                     \
         return i < n ? i : n;                                                                 \
     }
