@@ -155,8 +155,9 @@ echo "|--:|--:|--:|"
 echo "| $best | ${theirs:--} | $(ratio "${theirs:-0}" "$best") |"
 
 # Autoformer (shipped) and Informer (models/informer-etth1-96.safetensors, rebuilt by
-# tools/informer_torch.py train: not shipped) on the first 256 test windows. Ours is timed end
-# to end (start-up, the CSV and the model file included); PyTorch's loop over the windows only.
+# tools/informer_torch.py train: not shipped) on the first 256 test windows. PyTorch's time is
+# its loop over the windows; ours is the run's minus that of a run forecasting one window
+# (start-up: reading the CSV and the model file, widening its F16 weights), for 255 windows.
 # Model GFLOP/s counts the multiply-adds of the model as written (every projection, the FFN,
 # the convolutions; not the FFTs), the work PyTorch does: Autoformer here computes fewer,
 # having folded the value into the output projection and the key into the query projection.
@@ -196,10 +197,14 @@ print("%.3f" % (2 * (embed(Le) + enc + embed(Ld) + dec + Ld * D * O) / 1e9))
 PY
 )
         start=$(now)
+        "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 --train-until '2017-06-26 00:00:00' \
+            --from '2017-10-24 00:00:00' --to '2017-10-28 00:00:00' -o "$tmp/eval.csv" "$ETTH1"
+        one=$(awk -v s="$start" -v e="$(now)" 'BEGIN { print e - s }')
+        start=$(now)
         /usr/bin/time -f "%M" -o "$tmp/time" "$BIN/timeseries-forecast" eval -j "$THREADS" -m "$MODEL" -H 96 \
             --train-until '2017-06-26 00:00:00' --from '2017-10-24 00:00:00' --to '2017-11-07 15:00:00' \
             -o "$tmp/eval.csv" "$ETTH1"
-        ours=$(awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.1f", 256 / (e - s) }')
+        ours=$(awk -v s="$start" -v e="$(now)" -v one="$one" 'BEGIN { printf "%.1f", 255 / (e - s - one) }')
         rss="$(($(tail -1 "$tmp/time") / 1024)) MiB"
         rate=$(awk -v w="$ours" -v g="$gflop" 'BEGIN { printf "%.0f", w * g }')
         pct=$(awk -v r="$rate" -v p="${peak:-0}" 'BEGIN { if (p > 0) printf "%.0f%%", 100 * r / p; else printf "-" }')
