@@ -25,7 +25,7 @@
  * mean over time; circconv3 a kernel-3 circular convolution without bias. Dropout is off.
  *
  * Linear layers run on lr_sgemm in float32; LayerNorm statistics and the scaler in double;
- * GELU's erf is a rational approximation within 4e-7 of erf (activation_task).
+ * GELU's erf is a rational approximation within 4e-7 of erf (layers.c).
  *
  * Batches (forecast_batch): B windows go through every layer together, [B][L][...], so each
  * linear layer is one lr_sgemm with B * L rows; the Auto-Correlation and the decompositions
@@ -91,7 +91,6 @@ typedef struct {
     const float *scaler_mean, *scaler_std;
     char *columns, *target, features[3];
     lr_autocorr *ac_enc, *ac_dec; /* plans for seq_len and label_len + pred_len */
-    lr_cpu_level cpu;             /* of the forecast's context, for the activation */
     int64_t batch_cap;            /* windows the buffers below hold */
     float *work;                  /* the buffers of a batch of forecasts, carved below */
     int64_t *dates;               /* [batch][seq_len], then [batch][label_len + pred_len] */
@@ -260,34 +259,10 @@ static lr_status conv3_taps_add(lr_ctx *ctx, int64_t B, int64_t L, int64_t in, i
 
 /* my_Layernorm in place on one window x [L][D]: LayerNorm over D (eps 1e-5, biased
  * variance), then each channel minus its mean over time. */
-LR_VECTORIZE static void my_layernorm(int64_t L, int64_t D, float *x, const float *w, const float *b)
+static void my_layernorm(int64_t L, int64_t D, float *x, const float *w, const float *b)
 {
-    enum { LANES = 8 }; /* the row sums in LANES interleaved partial sums, which vectorise */
-    for (int64_t t = 0; t < L; t++) {
-        float *r = x + t * D;
-        double part[LANES] = {0}, mean = 0, var = 0;
-        int64_t c = 0;
-        for (; c + LANES <= D; c += LANES)
-            for (int l = 0; l < LANES; l++)
-                part[l] += r[c + l];
-        for (; c < D; c++)
-            part[0] += r[c];
-        for (int l = 0; l < LANES; l++)
-            mean += part[l];
-        mean /= (double)D;
-        for (int l = 0; l < LANES; l++)
-            part[l] = 0;
-        for (c = 0; c + LANES <= D; c += LANES)
-            for (int l = 0; l < LANES; l++)
-                part[l] += (r[c + l] - mean) * (r[c + l] - mean);
-        for (; c < D; c++)
-            part[0] += (r[c] - mean) * (r[c] - mean);
-        for (int l = 0; l < LANES; l++)
-            var += part[l];
-        double inv = 1.0 / sqrt(var / (double)D + 1e-5);
-        for (c = 0; c < D; c++)
-            r[c] = (float)((r[c] - mean) * inv * w[c] + b[c]);
-    }
+    for (int64_t t = 0; t < L; t++)
+        ts_layernorm_row(x + t * D, D, w, b);
     /* Channel means over time, a block of channels at a time so the rows are read in order
      * (each sum still runs over t in order, as a column-by-column loop would). */
     enum { BLOCK = 256 };
@@ -373,117 +348,11 @@ static lr_status autocorr_layer(lr_ctx *ctx, af_model *m, int64_t B, lr_autocorr
     return s;
 }
 
-/* GELU, 0.5 x (1 + erf(x / sqrt 2)), with erf in float as x P(x^2) / Q(x^2), |x| clamped to
- * 3.92 (where erf is 1 in float), coefficients fitted here (rational least squares with
- * Loeb's reweighting) to erf on [0, 3.92]: at most 4e-7 from the true erf in float
- * arithmetic, as close as PyTorch's own vectorised erf; NaN stays NaN. Written with GCC/Clang
- * vector extensions, so it runs 4, 8 or 16 lanes at a time; every lane does the same IEEE
- * operations one statement at a time (nothing to contract into an FMA), so all widths give
- * the same bits. */
-#define GELU_ROW(NAME, ATTR, VF, VI)                                                          \
-    ATTR static int64_t NAME(float *r, int64_t n, bool tail)                                  \
-    {                                                                                         \
-        const int64_t lanes = (int64_t)(sizeof(VF) / sizeof(float));                          \
-        int64_t i = 0;                                                                        \
-        for (; i < n && (i + lanes <= n || tail); i += lanes) {                               \
-            const size_t bytes = (size_t)(n - i < lanes ? n - i : lanes) * sizeof(float);     \
-            VF x, c, u, p, q, e, zero = {0}, bound = zero + 3.92f, one = zero + 1.0f;         \
-            VI mask;                                                                          \
-            x = zero;                                                                         \
-            if (bytes == sizeof x) /* a constant size: one vector load, not a string copy */ \
-                memcpy(&x, r + i, sizeof x);                                                  \
-            else                                                                              \
-                memcpy(&x, r + i, bytes);                                                     \
-            c = x * 0.70710678118654752f;                                                     \
-            mask = c > bound;                                                                 \
-            c = (VF)(((VI)bound & mask) | ((VI)c & ~mask));                                   \
-            mask = c < -bound;                                                                \
-            c = (VF)(((VI)-bound & mask) | ((VI)c & ~mask));                                  \
-            u = c * c;                                                                        \
-            p = u * -1.3258706133001397e-08f;                                                 \
-            p = p + 4.704257662524469e-06f;                                                   \
-            p = p * u;                                                                        \
-            p = p + 0.00037984305527061224f;                                                  \
-            p = p * u;                                                                        \
-            p = p + 0.0038289434742182493f;                                                   \
-            p = p * u;                                                                        \
-            p = p + 0.054260529577732086f;                                                    \
-            p = p * u;                                                                        \
-            p = p + 0.18465091288089752f;                                                     \
-            p = p * u;                                                                        \
-            p = p + 1.128379225730896f;                                                       \
-            q = u * 6.329327879939228e-05f;                                                   \
-            q = q + 0.00130363495554775f;                                                     \
-            q = q * u;                                                                        \
-            q = q + 0.01542214211076498f;                                                     \
-            q = q * u;                                                                        \
-            q = q + 0.11374494433403015f;                                                     \
-            q = q * u;                                                                        \
-            q = q + 0.4969761371612549f;                                                      \
-            q = q * u;                                                                        \
-            q = q + 1.0f;                                                                     \
-            e = c * p;                                                                        \
-            e = e / q;                                                                        \
-            mask = e > one;                                                                   \
-            e = (VF)(((VI)one & mask) | ((VI)e & ~mask));                                     \
-            mask = e < -one;                                                                  \
-            e = (VF)(((VI)-one & mask) | ((VI)e & ~mask));                                    \
-            e = e + 1.0f;                                                                     \
-            x = x * 0.5f;                                                                     \
-            x = x * e;                                                                        \
-            if (bytes == sizeof x)                                                            \
-                memcpy(r + i, &x, sizeof x);                                                  \
-            else                                                                              \
-                memcpy(r + i, &x, bytes);                                                     \
-        }                                                                                     \
-        return i < n ? i : n;                                                                 \
-    }
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-GELU_ROW(gelu_row4, , v4f, v4i)
-#if defined(__GNUC__) && defined(__x86_64__)
-#define GELU_WIDE 1
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-GELU_ROW(gelu_row8, __attribute__((target("avx2"))), v8f, v8i)
-GELU_ROW(gelu_row16, __attribute__((target("avx512f"))), v16f, v16i)
-#endif
-
-/* The activation, gelu or relu, on a block of the FFN's hidden layer as the GEMM finishes it
- * (still in cache). The widest lanes the context's CPU level allows take each row, four-lane
- * steps the rest. */
-LR_VECTORIZE static void activation_block(void *user, float *c, int64_t ldc, int64_t row0, int64_t col0,
-                                          int64_t rows, int64_t cols)
-{
-    const af_model *m = user;
-    for (int64_t i = 0; i < rows; i++) {
-        float *r = c + i * ldc;
-        if (m->relu) {
-            for (int64_t j = 0; j < cols; j++)
-                r[j] = r[j] > 0 ? r[j] : 0.0f;
-            continue;
-        }
-        int64_t done = 0;
-#ifdef GELU_WIDE
-        if (m->cpu == LR_CPU_AVX512)
-            done = gelu_row16(r, cols, false);
-        else if (m->cpu == LR_CPU_AVX2)
-            done = gelu_row8(r, cols, false);
-#endif
-        gelu_row4(r + done, cols - done, true);
-    }
-}
-
 /* x += conv2(act(conv1(x))) on `rows` rows. */
 static lr_status feed_forward(lr_ctx *ctx, af_model *m, const af_layer *p, int64_t rows, float *x)
 {
     const int64_t D = m->d_model, F = m->d_ff;
-    m->cpu = lr_ctx_cpu(ctx);
-    lr_gemm_epilogue act = {activation_block, m};
-    lr_status s = lr_sgemm_ep(ctx, LR_NO_TRANS, LR_TRANS, rows, F, D, 1.0f, x, D, p->conv1, D, 0.0f, m->ffn, F, &act);
+    lr_status s = ts_linear_act(ctx, rows, D, F, x, p->conv1, NULL, m->relu ? TS_ACT_RELU : TS_ACT_GELU, m->ffn);
     return s == LR_OK ? ts_linear(ctx, rows, F, D, m->ffn, p->conv2, NULL, 1.0f, x) : s;
 }
 

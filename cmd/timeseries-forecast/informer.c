@@ -189,22 +189,14 @@ static lr_status apply_linear(lr_ctx *ctx, const linear *l, int64_t rows, int64_
 }
 
 /* x[L, d] = LayerNorm(x + r) (r may be NULL), eps 1e-5, row by row. */
-static void add_norm_rows(const norm_w *n, int64_t L, int64_t d, float *x, const float *r)
+LR_VECTORIZE static void add_norm_rows(const norm_w *n, int64_t L, int64_t d, float *x, const float *r)
 {
     for (int64_t t = 0; t < L; t++) {
         float *row = x + t * d;
         if (r)
             for (int64_t i = 0; i < d; i++)
                 row[i] += r[t * d + i];
-        double mean = 0, var = 0;
-        for (int64_t i = 0; i < d; i++)
-            mean += row[i];
-        mean /= (double)d;
-        for (int64_t i = 0; i < d; i++)
-            var += (row[i] - mean) * (row[i] - mean);
-        double inv = 1.0 / sqrt(var / (double)d + 1e-5);
-        for (int64_t i = 0; i < d; i++)
-            row[i] = (float)((row[i] - mean) * inv * n->w[i] + n->b[i]);
+        ts_layernorm_row(row, d, n->w, n->b);
     }
 }
 
@@ -319,34 +311,14 @@ static lr_status attention_layer(lr_ctx *ctx, informer_model *m, const attn_w *w
     return st;
 }
 
-typedef struct {
-    float *hid;
-    int64_t n;
-    bool gelu;
-} activation_job;
-
-/* Activation on a block of TS_ROWS_PER_TASK * 1024 hidden values: gelu in double (erf form) or relu. */
-static void activation_task(void *arg, size_t task, int thread)
-{
-    const activation_job *j = arg;
-    const int64_t block = TS_ROWS_PER_TASK * 1024, i0 = (int64_t)task * block;
-    const int64_t i1 = i0 + block < j->n ? i0 + block : j->n;
-    for (int64_t i = i0; i < i1; i++) {
-        double a = j->hid[i];
-        j->hid[i] = (float)(j->gelu ? 0.5 * a * (1.0 + erf(a / sqrt(2.0))) : (a > 0 ? a : 0));
-    }
-}
-
 /* x[rows, d] = norm2(y + conv2(act(conv1(y)))) with y = x (the feed-forward half of a layer). */
 static lr_status feed_forward(lr_ctx *ctx, const informer_model *m, const linear *c1, const linear *c2,
                               const norm_w *n, int64_t rows, float *x, scratch *s)
 {
-    lr_status st = apply_linear(ctx, c1, rows, m->d, m->d_ff, x, s->hid);
+    lr_status st = ts_linear_act(ctx, rows, m->d, m->d_ff, x, c1->w, c1->b, m->gelu ? TS_ACT_GELU : TS_ACT_RELU,
+                                 s->hid);
     if (st != LR_OK)
         return st;
-    activation_job j = {s->hid, rows * m->d_ff, m->gelu};
-    const int64_t block = TS_ROWS_PER_TASK * 1024;
-    lr_parallel_for(ctx, (size_t)((j.n + block - 1) / block), activation_task, &j);
     st = apply_linear(ctx, c2, rows, m->d_ff, m->d, s->hid, s->tmp);
     if (st == LR_OK)
         add_norm(ctx, n, rows, m->d, x, s->tmp);
@@ -437,7 +409,7 @@ static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B,
     const int64_t nf = m->n_features, Lp = B * (Lmax + 2), cw = 3 * (d > C ? d : C);
     const size_t need = (size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf));
     if (need > m->work_floats) {
-        float *grown = malloc(need * sizeof *grown);
+        float *grown = lr_alloc(need * sizeof *grown);
         if (!grown)
             return lr_fail(ctx, LR_ERR_NOMEM, "informer: out of memory for %lld windows of %lld steps",
                            (long long)B, (long long)Lmax);
