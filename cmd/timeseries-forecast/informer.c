@@ -240,6 +240,7 @@ static void im2col_circular(int64_t B, int64_t L, int64_t c, int64_t pad, const 
 
 typedef struct {
     float *q, *k, *v, *att, *hid, *col, *tmp, *marks, *head_major;
+    double *bn_inv; /* [d] */
 } scratch;
 
 /* src [B][L, H * D] -> dst [B][H, L, D]: each head's rows contiguous, so the ProbSparse
@@ -325,23 +326,39 @@ static lr_status feed_forward(lr_ctx *ctx, const informer_model *m, const linear
     return st;
 }
 
+typedef struct {
+    const distil_w *w;
+    const double *inv; /* per channel: 1 / sqrt(running var + eps) */
+} bn_elu_epilogue;
+
+/* The conv's bias, BatchNorm (eval) and ELU on a block of the conv's output as the GEMM
+ * finishes it, in double. */
+static void bn_elu(void *user, float *c, int64_t ldc, int64_t row0, int64_t col0, int64_t rows, int64_t cols)
+{
+    const bn_elu_epilogue *e = user;
+    const distil_w *w = e->w;
+    for (int64_t t = 0; t < rows; t++)
+        for (int64_t j = 0; j < cols; j++) {
+            const int64_t i = col0 + j;
+            double a = ((double)c[t * ldc + j] + w->b[i] - w->bn_mean[i]) * e->inv[i] * w->bn_w[i] + w->bn_b[i];
+            c[t * ldc + j] = (float)(a > 0 ? a : expm1(a));
+        }
+}
+
 /* The distilling ConvLayer on each of B windows: x[B][L, d] -> x[B][(L + 1) / 2 + 1, d]. */
 static lr_status distil(lr_ctx *ctx, const informer_model *m, const distil_w *w, int64_t B, int64_t *L, float *x,
                         scratch *s)
 {
     const int64_t d = m->d, Lc = *L + 2, Lo = (*L + 1) / 2 + 1;
     im2col_circular(B, *L, d, 2, x, s->col);
-    lr_status st = lr_sgemm(ctx, LR_NO_TRANS, LR_TRANS, B * Lc, d, 3 * d, 1.0f, s->col, 3 * d, w->w, 3 * d,
-                            0.0f, s->tmp, d);
+    bn_elu_epilogue e = {w, s->bn_inv};
+    for (int64_t i = 0; i < d; i++)
+        s->bn_inv[i] = 1.0 / sqrt((double)w->bn_var[i] + 1e-5);
+    lr_gemm_epilogue ep = {bn_elu, &e};
+    lr_status st = lr_sgemm_ep(ctx, LR_NO_TRANS, LR_TRANS, B * Lc, d, 3 * d, 1.0f, s->col, 3 * d, w->w, 3 * d,
+                               0.0f, s->tmp, d, &ep);
     if (st != LR_OK)
         return st;
-    for (int64_t i = 0; i < d; i++) {
-        double inv = 1.0 / sqrt((double)w->bn_var[i] + 1e-5);
-        for (int64_t t = 0; t < B * Lc; t++) {
-            double a = ((double)s->tmp[t * d + i] + w->b[i] - w->bn_mean[i]) * inv * w->bn_w[i] + w->bn_b[i];
-            s->tmp[t * d + i] = (float)(a > 0 ? a : expm1(a));
-        }
-    }
     /* Window b's output rows land below its input rows (Lo < Lc), so in place is safe. */
     for (int64_t b = 0; b < B; b++) {
         const float *tb = s->tmp + b * Lc * d;
@@ -360,6 +377,21 @@ static lr_status distil(lr_ctx *ctx, const informer_model *m, const distil_w *w,
 }
 
 /* out[B][L, d] = DataEmbedding(x[B][L, c], marks[B][L, n_features]). */
+typedef struct {
+    int64_t L, n;
+    const float *pe;
+    float *out;
+} add_rows_job;
+
+/* Window `task`'s n values += pe's. */
+LR_VECTORIZE static void add_rows_task(void *arg, size_t task, int thread)
+{
+    const add_rows_job *j = arg;
+    float *o = j->out + (int64_t)task * j->n;
+    for (int64_t i = 0; i < j->n; i++)
+        o[i] += j->pe[i];
+}
+
 static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, int64_t B, int64_t L, int64_t c,
                        const float *x, const float *marks, scratch *s, float *out)
 {
@@ -372,18 +404,20 @@ static lr_status embed(lr_ctx *ctx, const informer_model *m, const embed_w *w, i
                       w->temporal, m->n_features, 1.0f, out, d);
     if (st != LR_OK)
         return st;
+    /* The positional table pe [L][d] in tmp, then added to every window's rows. */
+    float *pe = s->tmp;
     const float scale = (float)(-(log(10000.0) / (double)d));
     for (int64_t i = 0; i < d; i += 2) {
         float div = (float)exp((double)((float)i * scale)); /* as torch builds it, in F32 */
         for (int64_t t = 0; t < L; t++) {
-            float arg = (float)t * div, sn = (float)sin((double)arg), cs = (float)cos((double)arg);
-            for (int64_t b = 0; b < B; b++) {
-                out[(b * L + t) * d + i] += sn;
-                if (i + 1 < d)
-                    out[(b * L + t) * d + i + 1] += cs;
-            }
+            float arg = (float)t * div;
+            pe[t * d + i] = (float)sin((double)arg);
+            if (i + 1 < d)
+                pe[t * d + i + 1] = (float)cos((double)arg);
         }
     }
+    add_rows_job j = {L, d * L, pe, out};
+    lr_parallel_for(ctx, (size_t)B, add_rows_task, &j);
     return LR_OK;
 }
 
@@ -407,7 +441,7 @@ static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B,
                        "given; the model needs %lld steps of %lld channels", (long long)B, (long long)shortest,
                        (long long)C, (long long)L, (long long)m->enc_in);
     const int64_t nf = m->n_features, Lp = B * (Lmax + 2), cw = 3 * (d > C ? d : C);
-    const size_t need = (size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf));
+    const size_t need = (size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf) + 2 * d + 2);
     if (need > m->work_floats) {
         float *grown = lr_alloc(need * sizeof *grown);
         if (!grown)
@@ -434,7 +468,8 @@ static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B,
     float *xd = p; p += Lp * C;
     float *y = p; p += Lp * C;
     s.marks = p; p += Lp * nf;
-    float *md = p;
+    float *md = p; p += Lp * nf;
+    s.bn_inv = (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7);
 
     /* inputs: normalised values and marks, window by window */
     for (int64_t b = 0; b < B; b++) {
