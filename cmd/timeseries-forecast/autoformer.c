@@ -24,8 +24,13 @@
  * kernel-1 convolutions, no bias; act gelu (erf) or relu); my_ln(h) = LayerNorm(h) minus its
  * mean over time; circconv3 a kernel-3 circular convolution without bias. Dropout is off.
  *
- * Linear layers run on lr_sgemm in float32; LayerNorm statistics and the scaler in double;
- * GELU's erf is a rational approximation within 4e-7 of erf (layers.c).
+ * Linear layers run on lr_sgemm in float32, biases and the activation applied as GEMM
+ * epilogues; LayerNorm statistics and the scaler in double; GELU's erf is a rational
+ * approximation within 4e-7 of erf (layers.c). Two exact refactorings save a third of the
+ * attention's projections: the value projection is folded into the output projection
+ * (af_autocorr_layer.vo_w), and self-attention correlates x (W_k^T W_q)^T with x itself
+ * (qk_w); the output bias and the residual are added by the aggregation
+ * (lr_autocorr_forward_add).
  *
  * Batches (forecast_batch): B windows go through every layer together, [B][L][...], so each
  * linear layer is one lr_sgemm with B * L rows; the Auto-Correlation and the decompositions
