@@ -1,6 +1,6 @@
 /* libFuzzer target for the safetensors reader: open the input as an in-memory model, then
- * read every byte of every tensor and every metadata entry, so that ASan and UBSan see any
- * range or alignment the reader let through wrongly. */
+ * read every byte of every tensor (16-bit floats also widened) and every metadata entry, so
+ * that ASan and UBSan see any range or alignment the reader let through wrongly. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,16 @@ static void touch_tensor(lr_ctx *ctx, const lr_model *m, const lr_model_tensor *
     case LR_F16:
     case LR_BF16: sink = ((const uint16_t *)x.data)[0] + ((const uint16_t *)x.data)[n - 1]; break;
     default: sink = ((const uint8_t *)x.data)[n - 1];
+    }
+    /* 16-bit floats widen once, into the model's shared block: the same copy both times. */
+    if (x.dtype == LR_F16 || x.dtype == LR_BF16) {
+        lr_tensor w1, w2;
+        EXPECT(lr_model_get_f32(ctx, m, t->name, t->ndim, t->shape, &w1) == LR_OK);
+        EXPECT(lr_model_get_f32(ctx, m, t->name, t->ndim, t->shape, &w2) == LR_OK && w1.data == w2.data);
+        uint16_t last = ((const uint16_t *)x.data)[n - 1];
+        float want = x.dtype == LR_F16 ? lr_f16_to_f32(last) : lr_bf16_to_f32(last);
+        float got = ((const float *)w1.data)[n - 1];
+        EXPECT(memcmp(&got, &want, sizeof got) == 0);
     }
     int64_t wrong[LR_MAX_DIMS];
     memcpy(wrong, t->shape, sizeof wrong);
