@@ -441,7 +441,10 @@ static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B,
                        "given; the model needs %lld steps of %lld channels", (long long)B, (long long)shortest,
                        (long long)C, (long long)L, (long long)m->enc_in);
     const int64_t nf = m->n_features, Lp = B * (Lmax + 2), cw = 3 * (d > C ? d : C);
-    const size_t need = (size_t)(Lp * (11 * d + m->d_ff + cw + 3 * C + 2 * nf) + 2 * d + 2);
+    /* The FFN's hidden layer lives over q, k, v and att, the im2col buffer over the head-major
+     * copies: neither pair is ever live at once. */
+    const int64_t qkva = 4 * d > m->d_ff ? 4 * d : m->d_ff, heads = 3 * d > cw ? 3 * d : cw;
+    const size_t need = (size_t)(Lp * (4 * d + qkva + heads + 3 * C + 2 * nf) + 2 * d + 2);
     if (need > m->work_floats) {
         float *grown = lr_alloc(need * sizeof *grown);
         if (!grown)
@@ -456,14 +459,13 @@ static lr_status informer_forecast_batch(lr_ctx *ctx, ts_model *base, int64_t B,
     float *enc = p; p += Lp * d;
     float *dec = p; p += Lp * d;
     float *r = p; p += Lp * d;
-    s.q = p; p += Lp * d;
-    s.k = p; p += Lp * d;
-    s.v = p; p += Lp * d;
-    s.att = p; p += Lp * d;
+    s.hid = s.q = p;
+    s.k = s.q + Lp * d;
+    s.v = s.k + Lp * d;
+    s.att = s.v + Lp * d;
+    p += Lp * qkva;
     s.tmp = p; p += Lp * d;
-    s.head_major = p; p += 3 * Lp * d;
-    s.hid = p; p += Lp * m->d_ff;
-    s.col = p; p += Lp * cw;
+    s.col = s.head_major = p; p += Lp * heads;
     float *xe = p; p += Lp * C;
     float *xd = p; p += Lp * C;
     float *y = p; p += Lp * C;
