@@ -25,8 +25,7 @@ size_t ts_row_tasks(int64_t rows);
 lr_status ts_linear(lr_ctx *ctx, int64_t rows, int64_t in, int64_t out, const float *x,
                     const float *w, const float *b, float beta, float *y);
 
-/* The FFN's activations. GELU is 0.5 x (1 + erf(x / sqrt 2)) with erf within 4e-7 of the
- * true one (a rational approximation in float, layers.c), the same bits at every CPU level. */
+/* The FFN's activations; GELU is lr_gelu (longrange/activation.h). */
 typedef enum { TS_ACT_RELU, TS_ACT_GELU } ts_act;
 
 /* y [rows][out] = act(x [rows][in] W^T + b) (b may be NULL), the bias and activation applied

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "longrange/activation.h"
 #include "longrange/conv.h"
 #include "longrange/gemm.h"
 #include "longrange/parallel.h"
@@ -595,15 +596,16 @@ static void layer_norm(lr_ctx *ctx, const float *in, float *out, const norm_p *n
     lr_parallel_for(ctx, (size_t)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK), ln_task, &j);
 }
 
-/* x[r][:] = op(x[r][:] + b): op 0 none, 1 GELU (erf); or, with acc, acc[r][:] += x[r][:] + b */
+/* x[r][:] = op(x[r][:] + b): op 0 none, 1 GELU (lr_gelu); and with acc, acc[r][:] += that */
 typedef struct {
     float *x, *acc;
     const float *b;
     int64_t rows;
     int cols, gelu;
+    lr_cpu_level level; /* for lr_gelu's lanes */
 } bias_job;
 
-static void bias_task(void *arg, size_t task, int thread)
+LR_VECTORIZE static void bias_task(void *arg, size_t task, int thread)
 {
     (void)thread;
     const bias_job *j = arg;
@@ -611,15 +613,14 @@ static void bias_task(void *arg, size_t task, int thread)
     const int64_t r1 = r0 + ROWS_PER_TASK < j->rows ? r0 + ROWS_PER_TASK : j->rows;
     for (int64_t r = r0; r < r1; r++) {
         float *x = j->x + r * j->cols;
-        for (int i = 0; i < j->cols; i++) {
-            float v = j->b ? x[i] + j->b[i] : x[i];
-            if (j->gelu)
-                v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-            if (j->acc)
-                j->acc[r * j->cols + i] += v;
-            else
-                x[i] = v;
-        }
+        if (j->b)
+            for (int i = 0; i < j->cols; i++)
+                x[i] = x[i] + j->b[i];
+        if (j->gelu)
+            lr_gelu(j->level, x, j->cols);
+        if (j->acc)
+            for (int i = 0; i < j->cols; i++)
+                j->acc[r * j->cols + i] += x[i];
     }
 }
 
@@ -631,7 +632,7 @@ static lr_status linear(lr_ctx *ctx, const lin_p *l, const float *in, float *out
                             l->in, 0.0f, out, l->out);
     if (st != LR_OK || (!l->b && !gelu && !acc))
         return st;
-    bias_job j = {out, acc, l->b, rows, l->out, gelu};
+    bias_job j = {out, acc, l->b, rows, l->out, gelu, lr_ctx_cpu(ctx)};
     lr_parallel_for(ctx, (size_t)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK), bias_task, &j);
     return LR_OK;
 }
