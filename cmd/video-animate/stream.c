@@ -413,9 +413,10 @@ typedef struct {
     const norm_p *n;
     float eps;
     int act;
+    lr_cpu_level level; /* for lr_silu's lanes */
 } gn_job;
 
-static void gn_task(void *arg, size_t g, int thread)
+LR_VECTORIZE static void gn_task(void *arg, size_t g, int thread)
 {
     (void)thread;
     const gn_job *j = arg;
@@ -432,17 +433,17 @@ static void gn_task(void *arg, size_t g, int thread)
     const float rstd = (float)(1.0 / sqrt(sq / (double)n + j->eps)), fmean = (float)mean;
     for (int c = 0; c < cg; c++) {
         const float a = j->n->w[g * cg + c] * rstd, b = j->n->b[g * cg + c];
-        for (int64_t i = 0; i < j->hw; i++) {
-            float y = (in[c * j->hw + i] - fmean) * a + b;
-            out[c * j->hw + i] = j->act ? silu(y) : y;
-        }
+        for (int64_t i = 0; i < j->hw; i++)
+            out[c * j->hw + i] = (in[c * j->hw + i] - fmean) * a + b;
+        if (j->act)
+            lr_silu(j->level, out + c * j->hw, j->hw);
     }
 }
 
 static void group_norm_silu(lr_ctx *ctx, const float *in, float *out, int c, int64_t hw,
                             const norm_p *n)
 {
-    gn_job j = {in, out, c, hw, n, 1e-5f, 1};
+    gn_job j = {in, out, c, hw, n, 1e-5f, 1, lr_ctx_cpu(ctx)};
     lr_parallel_for(ctx, GN_GROUPS, gn_task, &j);
 }
 

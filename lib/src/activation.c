@@ -1,4 +1,4 @@
-/* GELU in place (longrange/activation.h). */
+/* GELU and SiLU in place (longrange/activation.h). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -96,4 +96,87 @@ void lr_gelu(lr_cpu_level level, float *x, int64_t n)
     (void)level;
 #endif
     gelu_row4(x + done, n - done, true);
+}
+
+/* SiLU, x / (1 + exp(-x)), with exp in float: -x clamped to [-87, 88] (beyond, the result is
+ * x or a value below 1e-36 in magnitude either way), split as k ln 2 + r with |r| <= ln 2 / 2
+ * (Cody-Waite, ln 2 in two parts), exp(r) by its Taylor polynomial of degree 7 (error below
+ * 1e-8 on that interval), 2^k put into the exponent bits. Same lanes and rules as GELU_ROW:
+ * separate IEEE operations, so every width gives the same bits; NaN stays NaN. */
+#define SILU_ROW(NAME, ATTR, VF, VI)                                                          \
+    ATTR static int64_t NAME(float *r, int64_t n, bool tail)                                  \
+    {                                                                                         \
+        const int64_t lanes = (int64_t)(sizeof(VF) / sizeof(float));                          \
+        int64_t i = 0;                                                                        \
+        for (; i < n && (i + lanes <= n || tail); i += lanes) {                               \
+            const size_t bytes = (size_t)(n - i < lanes ? n - i : lanes) * sizeof(float);     \
+            VF x, z, t, kf, q, p, e, zero = {0}, lo = zero - 87.0f, hi = zero + 88.0f;        \
+            VI mask, k;                                                                       \
+            x = zero;                                                                         \
+            if (bytes == sizeof x)                                                            \
+                memcpy(&x, r + i, sizeof x);                                                  \
+            else                                                                              \
+                memcpy(&x, r + i, bytes);                                                     \
+            z = zero - x;                                                                     \
+            mask = z == z; /* NaN to 0 before the conversion to integers */                  \
+            z = (VF)((VI)z & mask);                                                           \
+            mask = z < lo;                                                                    \
+            z = (VF)(((VI)lo & mask) | ((VI)z & ~mask));                                      \
+            mask = z > hi;                                                                    \
+            z = (VF)(((VI)hi & mask) | ((VI)z & ~mask));                                      \
+            t = z * 1.44269504088896341f;                                                     \
+            t = t + 0.5f;                                                                     \
+            k = __builtin_convertvector(t, VI); /* toward zero, then down to the floor */    \
+            kf = __builtin_convertvector(k, VF);                                              \
+            mask = kf > t;                                                                    \
+            k = k + mask;                                                                     \
+            kf = __builtin_convertvector(k, VF);                                              \
+            q = kf * 0.693359375f;                                                            \
+            z = z - q;                                                                        \
+            q = kf * -2.12194440e-4f;                                                         \
+            z = z - q;                                                                        \
+            p = z * 1.98412698e-4f;                                                           \
+            p = p + 1.38888889e-3f;                                                           \
+            p = p * z;                                                                        \
+            p = p + 8.33333333e-3f;                                                           \
+            p = p * z;                                                                        \
+            p = p + 4.16666667e-2f;                                                           \
+            p = p * z;                                                                        \
+            p = p + 0.166666667f;                                                             \
+            p = p * z;                                                                        \
+            p = p + 0.5f;                                                                     \
+            p = p * z;                                                                        \
+            p = p + 1.0f;                                                                     \
+            p = p * z;                                                                        \
+            p = p + 1.0f;                                                                     \
+            k = (k + 127) << 23;                                                              \
+            e = p * (VF)k;                                                                    \
+            e = e + 1.0f;                                                                     \
+            x = x / e;                                                                        \
+            if (bytes == sizeof x)                                                            \
+                memcpy(r + i, &x, sizeof x);                                                  \
+            else                                                                              \
+                memcpy(r + i, &x, bytes);                                                     \
+        }                                                                                     \
+        return i < n ? i : n;                                                                 \
+    }
+
+SILU_ROW(silu_row4, , v4f, v4i)
+#ifdef GELU_WIDE
+SILU_ROW(silu_row8, __attribute__((target("avx2"))), v8f, v8i)
+SILU_ROW(silu_row16, __attribute__((target("avx512f"))), v16f, v16i)
+#endif
+
+void lr_silu(lr_cpu_level level, float *x, int64_t n)
+{
+    int64_t done = 0;
+#ifdef GELU_WIDE
+    if (level == LR_CPU_AVX512)
+        done = silu_row16(x, n, false);
+    else if (level == LR_CPU_AVX2)
+        done = silu_row8(x, n, false);
+#else
+    (void)level;
+#endif
+    silu_row4(x + done, n - done, true);
 }

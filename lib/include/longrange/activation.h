@@ -15,6 +15,10 @@ extern "C" {
  * `level` picks the vector width (16, 8 or 4 lanes); every width gives the same bits. */
 void lr_gelu(lr_cpu_level level, float *x, int64_t n);
 
+/* SiLU in place on x[0, n): x / (1 + exp(-x)), with exp in float within a few ulp (see
+ * activation.c); NaN stays NaN. `level` as for lr_gelu; every width gives the same bits. */
+void lr_silu(lr_cpu_level level, float *x, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif
